@@ -1,0 +1,147 @@
+"""The ASGI application: ``create_app()`` wires settings, database, routers and jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import fastapi_offline
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from juxing import __version__
+from juxing.accounts.endpoints import router as accounts_router
+from juxing.config import Settings, get_settings
+from juxing.kit.db import Database
+from juxing.kit.errors import install_error_handlers
+from juxing.kit.logging import RequestIdMiddleware, configure_logging
+from juxing.kit.middleware import SecurityHeadersMiddleware
+from juxing.kit.redis import make_redis
+
+log = logging.getLogger("juxing.app")
+
+API_PREFIX = "/api/v1"
+SESSION_COOKIE = "juxing_session"
+
+
+def api_router() -> APIRouter:
+    """Every domain's endpoints under ``/api/v1``."""
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(accounts_router)
+    return api
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    """Build the app. ``db`` may be passed in (tests share one connection)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from juxing.worker.runner import start_inprocess_jobs
+
+        if owns_db and settings.is_sqlite:
+            from juxing.kit.migrate import upgrade
+
+            upgrade(settings.effective_database_url)
+        stop_jobs = start_inprocess_jobs(app) if settings.inprocess_jobs else None
+        try:
+            yield
+        finally:
+            if stop_jobs is not None:
+                stop_jobs()
+            if app.state.redis is not None:
+                app.state.redis.close()
+            if owns_db:
+                app.state.db.dispose()
+
+    owns_db = db is None
+    if db is None:
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.effective_database_url)
+
+    app = FastAPI(
+        title="Juxing (聚星)",
+        version=__version__,
+        summary="Content-commerce engine: deals, shoppable content, personalized feed, commission.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.redis = make_redis(settings.redis_url) if settings.redis_url else None
+
+    install_error_handlers(app)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
+    app.add_middleware(RequestIdMiddleware)
+
+    app.include_router(api_router())
+    _mount_docs(app)
+    _mount_health(app)
+    _mount_web(app)
+    return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/api/docs-static", StaticFiles(directory=static), name="docs-static")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="Juxing API",
+            swagger_js_url="/api/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs-static/swagger-ui.css",
+            swagger_favicon_url="/api/docs-static/favicon.png",
+        )
+
+
+def _mount_health(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(request: Request) -> JSONResponse:
+        """The database (and Redis, when configured) answer."""
+        checks: dict[str, str] = {}
+        ok = True
+        try:
+            request.app.state.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # report, don't crash: this is the readiness probe
+            checks["database"] = f"error: {type(exc).__name__}"
+            ok = False
+        if request.app.state.redis is not None:
+            try:
+                request.app.state.redis.ping()
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"error: {type(exc).__name__}"
+                ok = False
+        body = {"status": "ok" if ok else "unavailable", "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+
+def _mount_web(app: FastAPI) -> None:
+    from juxing.web.routes import mount
+
+    mount(app)

@@ -1,0 +1,72 @@
+"""Settings: one pydantic-settings object, every variable prefixed ``JUXING_``."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "juxing-development-secret-change-me"  # noqa: S105 (refused in production)
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Embedded default: one SQLite file in ``data_dir``."""
+
+    model_config = SettingsConfigDict(env_prefix="JUXING_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str = DEFAULT_SECRET_KEY
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_json: bool = False
+    log_level: str = "INFO"
+    # Run periodic jobs (order timeouts, campaign lifecycle, ...) inside the API process.
+    # True for the embedded default; production runs `juxing worker` instead.
+    inprocess_jobs: bool = True
+    session_max_age_s: int = 14 * 24 * 3600
+    idempotency_ttl_s: int = 24 * 3600
+    # Public base URL used in tracking links and payment callbacks.
+    public_url: str | None = None
+    upload_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Cookies carry the Secure flag; turn off only for plain-http local development.
+    secure_cookies: bool = False
+
+    @model_validator(mode="after")
+    def _production_is_strict(self) -> Settings:
+        if self.env == "production":
+            problems = []
+            if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+                problems.append("JUXING_SECRET_KEY must be set to a random value of 32+ characters")
+            if not self.database_url or self.database_url.startswith("sqlite"):
+                problems.append("JUXING_DATABASE_URL must point at PostgreSQL in production")
+            if problems:
+                raise ValueError("refusing to start in production: " + "; ".join(problems))
+            self.secure_cookies = True
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'juxing.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

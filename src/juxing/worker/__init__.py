@@ -1,0 +1,1 @@
+"""Background jobs: periodic sweeps run in-process (embedded) or by ``juxing worker``."""

@@ -1,0 +1,40 @@
+"""Small factory functions for test data."""
+
+from __future__ import annotations
+
+import itertools
+
+from sqlalchemy.orm import Session
+
+from juxing.accounts import service as accounts
+from juxing.models.accounts import Role, User
+
+_seq = itertools.count(1)
+PASSWORD = "correct horse battery"
+
+
+def make_user(
+    session: Session, *roles: Role, email: str | None = None, name: str | None = None
+) -> User:
+    n = next(_seq)
+    user = accounts.create_user(
+        session=session,
+        email=email or f"user{n}@example.test",
+        password=PASSWORD,
+        display_name=name or f"User {n}",
+        roles=roles or (Role.SHOPPER,),
+    )
+    session.flush()
+    return user
+
+
+def bearer(session: Session, user: User) -> dict[str, str]:
+    """Authorization headers for ``user`` (a fresh API token)."""
+    _token, raw = accounts.create_token(session=session, user=user, name="test")
+    session.flush()
+    return {"Authorization": f"Bearer {raw}"}
+
+
+def make_user_with_auth(session: Session, *roles: Role) -> tuple[User, dict[str, str]]:
+    user = make_user(session, *roles)
+    return user, bearer(session, user)
