@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow test-all lint typecheck clean
+.PHONY: install demo test test-slow test-all lint typecheck migration clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+
+# Rewrite the initial migration from the models (allowed until the first release).
+migration: install
+	$(PY) -m juxing.kit.migrate
+	$(VENV)/bin/ruff format --quiet src/juxing/migrations/versions
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

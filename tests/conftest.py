@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from juxing.app import create_app
 from juxing.config import Settings
 from juxing.kit.db import Database
-from juxing.kit.migrate import upgrade
 from juxing.models.base import Base
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
@@ -47,9 +46,15 @@ def _reset_schema(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
+    """The test database, built from the models (``tests/test_migrations.py`` checks that
+    the Alembic migrations build the same schema)."""
+    import juxing.models  # noqa: F401  (registers every table)
+
     url = _test_url()
     _reset_schema(url)
-    upgrade(url)
+    db = Database(url)
+    Base.metadata.create_all(db.engine)
+    db.dispose()
     return url
 
 

@@ -24,3 +24,24 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def regenerate_initial(message: str = "initial schema") -> Path:
+    """Rewrite the single initial migration from the models (before the first release).
+
+    Autogenerates against an empty SQLite file, so the result depends only on the models.
+    """
+    import tempfile
+
+    versions = MIGRATIONS / "versions"
+    for old in versions.glob("0001_*.py"):
+        old.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = alembic_config(f"sqlite:///{Path(tmp) / 'empty.db'}")
+        command.revision(cfg, message=message, autogenerate=True, rev_id="0001")
+    (created,) = versions.glob("0001_*.py")
+    return created
+
+
+if __name__ == "__main__":  # python -m juxing.kit.migrate  (make migration)
+    print(regenerate_initial())

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 23:06:37.323857
+Create Date: 2026-11-26 23:11:21.183066
 """
 
 from collections.abc import Sequence
