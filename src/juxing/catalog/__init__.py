@@ -1,0 +1,1 @@
+"""Catalog: merchants, categories, products, SKUs and images."""
