@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
+ASSETS := src/juxing/web/static/vendor/.built
 
-.PHONY: install demo test test-slow test-all lint typecheck migration clean
+.PHONY: install assets browser demo test test-slow test-all lint typecheck migration clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +14,17 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The web UI's htmx and Chart.js, from the npm registry at build time (pinned lockfile).
+$(ASSETS): src/juxing/web/assets/package-lock.json scripts/build_assets.sh
+	bash scripts/build_assets.sh
+
+assets: $(ASSETS)
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+browser:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk)
+
+install: $(STAMP) $(ASSETS)
 
 demo: install
 	$(VENV)/bin/juxing demo
@@ -22,10 +33,10 @@ demo: install
 test: install
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: install
+test-slow: install browser
 	$(PY) -m pytest -q -m slow; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
-test-all: install
+test-all: install browser
 	$(PY) -m pytest -q
 
 lint: install
