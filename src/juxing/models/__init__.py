@@ -3,6 +3,8 @@
 import juxing.models.catalog  # issue 3: deals
 import juxing.models.deals  # issue 3: deals
 import juxing.models.orders  # issue 3: deals
+import juxing.models.content  # issue 4: content
+import juxing.models.search  # noqa: F401  (issue 4: search)
 from juxing.models.accounts import ApiToken, Role, User, UserRole
 from juxing.models.base import Base
 from juxing.models.kit import IdempotencyRecord
