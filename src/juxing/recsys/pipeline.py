@@ -1,0 +1,125 @@
+"""The offline paths shared by the CLI and the benchmark: evaluate the protocol, batch-recommend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from juxing.recsys.base import Recommender, registered_models
+from juxing.recsys.data import Interactions, leave_one_out
+from juxing.recsys.evaluation import EvalReport, evaluate, long_tail_mask
+from juxing.recsys.policy import POLICIES, apply_policy
+
+DEFAULT_MODEL = "transition-ease"
+BASELINES = ("popularity", "item-knn", "implicit-als")
+Step = Callable[[str], None]
+
+
+def make_model(name: str, **params: Any) -> Recommender:
+    try:
+        return registered_models()[name](**params)
+    except KeyError as exc:
+        known = ", ".join(sorted(registered_models()))
+        raise ValueError(f"unknown model {name!r} (known: {known})") from exc
+
+
+def evaluate_protocol(
+    data: Interactions,
+    ks: Sequence[int] = (10, 20),
+    *,
+    models: Sequence[str] = (DEFAULT_MODEL, *BASELINES),
+    policy: str | None = "longtail",
+    candidates: int = 200,
+    on_step: Step | None = None,
+) -> list[EvalReport]:
+    """Leave-one-out full-ranking evaluation of each model, with the policy off (and on)."""
+    split = leave_one_out(data)
+    validation = (split.valid_histories, split.valid_targets)
+    tail = long_tail_mask(split.train.item_counts())
+    rerankers = {}
+    if policy:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
+
+        def rerank(items: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+            return apply_policy(items, scores, k, tail, policy)[0]
+
+        rerankers[policy] = rerank
+    reports: list[EvalReport] = []
+    for name in models:
+        if on_step:
+            on_step(f"training {name}")
+        model = make_model(name).fit(split.train, validation)
+        if on_step:
+            on_step(f"evaluating {name}")
+        reports += evaluate(model, split, ks, rerankers=rerankers, candidates=candidates)
+    return reports
+
+
+@dataclass(frozen=True)
+class UserRecs:
+    user: str
+    items: list[str]
+
+
+def fit_for_serving(data: Interactions, name: str = DEFAULT_MODEL) -> Recommender:
+    """Fit on all data; the default model first picks its settings on each user's last item."""
+    model = make_model(name)
+    if name == DEFAULT_MODEL and (data.lengths() >= 3).any():
+        eligible = data.lengths() >= 3
+        train = data.truncate(1)
+        users = np.flatnonzero(eligible)
+        validation = (
+            [train.history(int(u)) for u in users],
+            np.array([data.history(int(u))[-1] for u in users], dtype=np.int64),
+        )
+        tuned = make_model(name).fit(train, validation)
+        model = make_model(name, **{**tuned.params, "tune": False})
+    return model.fit(data)
+
+
+def batch_recommend(
+    model: Recommender,
+    data: Interactions,
+    k: int,
+    *,
+    policy: str | None = None,
+    candidates: int = 200,
+    batch_users: int = 2048,
+    on_batch: Callable[[int], None] | None = None,
+) -> Iterator[UserRecs]:
+    """K best next items for every user of ``data`` (never one of their items), best first.
+
+    With a policy, candidates of all users are collected first and re-ranked together.
+    """
+    histories = data.histories()
+    item_ids = data.item_ids if data.item_ids is not None else np.arange(data.n_items).astype(str)
+    user_ids = data.user_ids if data.user_ids is not None else np.arange(data.n_users).astype(str)
+    n_cand = max(k, candidates) if policy else k
+    row_budget = max(1, int(2e8 // max(model.n_items, 1)))
+    chunks: list[tuple[np.ndarray, np.ndarray]] = []
+    for start in range(0, data.n_users, batch_users):
+        recs = model.recommend(
+            histories[start : start + batch_users], n_cand, batch_size=min(512, row_budget)
+        )
+        if policy:
+            chunks.append((recs.items, recs.scores))
+        else:
+            yield from _rows(user_ids, item_ids, start, recs.items)
+        if on_batch:
+            on_batch(len(recs.items))
+    if policy:
+        items = np.concatenate([c[0] for c in chunks])
+        scores = np.concatenate([c[1] for c in chunks])
+        chosen, _ = apply_policy(items, scores, k, long_tail_mask(data.item_counts()), policy)
+        yield from _rows(user_ids, item_ids, 0, chosen)
+
+
+def _rows(
+    user_ids: np.ndarray, item_ids: np.ndarray, start: int, items: np.ndarray
+) -> Iterator[UserRecs]:
+    for offset, row in enumerate(items):
+        yield UserRecs(str(user_ids[start + offset]), [str(item_ids[i]) for i in row if i >= 0])
