@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # Cookies carry the Secure flag; turn off only for plain-http local development.
     secure_cookies: bool = False
+    # Rate limits (kit/ratelimit.py): name -> "N/S" (N requests per S seconds, per user and per
+    # client IP) or "N/S,M/T" (per user N/S, per IP M/T); "off" disables one. The env value
+    # (JSON) is merged over these defaults. `rate_limits_enabled=false` turns all off.
+    rate_limits: dict[str, str] = {
+        "login": "10/60",
+        "register": "5/60",
+        "buy": "30/10,300/10",
+        "pay": "30/10,300/10",
+        "click": "120/60,1200/60",
+    }
+    rate_limits_enabled: bool = True
+    # Take the client IP from X-Forwarded-For (its last hop) only behind a trusted proxy.
+    trust_forwarded_for: bool = False
 
     @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:

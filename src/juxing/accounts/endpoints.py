@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from juxing.accounts import service
 from juxing.accounts.schemas import (
@@ -26,6 +26,7 @@ from juxing.kit.auth import (
     csrf_token,
 )
 from juxing.kit.db import DbSession
+from juxing.kit.ratelimit import rate_limit
 from juxing.kit.schemas import Limit, Offset, Page
 from juxing.models.accounts import Role, User
 
@@ -44,7 +45,12 @@ def user_out(user: User) -> UserOut:
     )
 
 
-@router.post("/accounts/register", status_code=201, response_model=UserOut)
+@router.post(
+    "/accounts/register",
+    status_code=201,
+    response_model=UserOut,
+    dependencies=[Depends(rate_limit("register"))],
+)
 def register(body: RegisterIn, session: DbSession) -> UserOut:
     """Sign up as a shopper (public)."""
     user = service.create_user(
@@ -57,7 +63,7 @@ def register(body: RegisterIn, session: DbSession) -> UserOut:
     return user_out(user)
 
 
-@router.post("/auth/login", response_model=SessionOut)
+@router.post("/auth/login", response_model=SessionOut, dependencies=[Depends(rate_limit("login"))])
 def login(body: LoginIn, request: Request, session: DbSession) -> SessionOut:
     """Sign in with a session cookie (the web UI); returns the CSRF token for writes."""
     user = service.authenticate(session=session, email=body.email, password=body.password)
@@ -73,7 +79,12 @@ def logout(request: Request, _user: CurrentUser) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/auth/token", status_code=201, response_model=TokenCreated)
+@router.post(
+    "/auth/token",
+    status_code=201,
+    response_model=TokenCreated,
+    dependencies=[Depends(rate_limit("login"))],
+)
 def login_for_token(body: TokenLoginIn, session: DbSession) -> TokenCreated:
     """Exchange credentials for a bearer API token (for API clients)."""
     user = service.authenticate(session=session, email=body.email, password=body.password)
