@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+import logging
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=HERE / "templates")
+from juxing.web.pages import HERE, install_page_errors
 
-router = APIRouter(include_in_schema=False)
+log = logging.getLogger("juxing.web")
 
-
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "home.html", {})
+# Page modules, each with a ``router``: the shell first, then one module per role.
+PAGE_MODULES: tuple[str, ...] = (
+    "juxing.web.account",
+    "juxing.web.shopper",
+    "juxing.web.studio",
+    "juxing.web.merchant",
+    "juxing.web.operator",
+)
 
 
 def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(router)
+    for name in PAGE_MODULES:
+        app.include_router(importlib.import_module(name).router)
+    install_page_errors(app)
