@@ -33,6 +33,9 @@ def api_router() -> APIRouter:
     """Every domain's endpoints under ``/api/v1``."""
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(accounts_router)
+    from juxing.feed.endpoints import router as feed_router  # issue 5: feed
+
+    api.include_router(feed_router)
     return api
 
 

@@ -20,6 +20,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+from juxing.feed.cli import import_app, train  # noqa: E402  (issue 5: feed)
+
+app.add_typer(import_app, name="import")
+app.command("train")(train)
 console = Console()
 
 
