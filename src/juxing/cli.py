@@ -20,6 +20,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+from juxing.commission.cli import ledger_app  # noqa: E402  (issue 6: commission)
+
+app.add_typer(ledger_app, name="ledger")  # issue 6: commission
 from juxing.feed.cli import import_app, train  # noqa: E402  (issue 5: feed)
 
 app.add_typer(import_app, name="import")
@@ -173,6 +176,27 @@ def demo(
     # Printed plainly, on its own line, for people and scripts alike.
     print(f"Juxing is running at http://{host}:{port}/", flush=True)
     _serve(settings, host, port, 1)
+
+
+@app.command()
+def backup(
+    file: Annotated[Path | None, typer.Argument(help="Backup file (default: dated).")] = None,
+) -> None:
+    """Back up the embedded SQLite database online, while the server runs."""
+    from juxing.ops.cli import backup_command
+
+    backup_command(get_settings(), file)
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A file written by `juxing backup`.")],
+    force: Annotated[bool, typer.Option(help="Restore even while the database is open.")] = False,
+) -> None:
+    """Restore the embedded SQLite database from a backup (keeps the current one aside)."""
+    from juxing.ops.cli import restore_command
+
+    restore_command(get_settings(), file, force=force)
 
 
 def main() -> None:  # pragma: no cover
