@@ -36,6 +36,9 @@ def api_router() -> APIRouter:
     from juxing.feed.endpoints import router as feed_router  # issue 5: feed
 
     api.include_router(feed_router)
+    from juxing.marketplace.endpoints import router as marketplace_router  # issue 7
+
+    api.include_router(marketplace_router)
     return api
 
 

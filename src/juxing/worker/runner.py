@@ -17,7 +17,9 @@ from juxing.worker.registry import JOBS, PeriodicJob
 log = logging.getLogger("juxing.worker")
 
 # Domains whose ``tasks`` module registers periodic jobs.
-TASK_MODULES: tuple[str, ...] = ()
+TASK_MODULES: tuple[str, ...] = (
+    "juxing.marketplace.tasks",  # issue 7
+)
 
 
 def load_jobs() -> dict[str, PeriodicJob]:

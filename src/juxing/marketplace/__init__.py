@@ -1,0 +1,1 @@
+"""The merchant–creator marketplace: briefs, applications with escrowed fees, matching."""
