@@ -39,6 +39,9 @@ def api_router() -> APIRouter:
     from juxing.marketplace.endpoints import router as marketplace_router  # issue 7
 
     api.include_router(marketplace_router)
+    from juxing.commission.endpoints import router as commission_router  # issue 6: commission
+
+    api.include_router(commission_router)  # issue 6: commission
     return api
 
 
@@ -98,6 +101,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_middleware(RequestIdMiddleware)
 
     app.include_router(api_router())
+    from juxing.commission.endpoints import click_router  # issue 6: commission
+
+    app.include_router(click_router)  # issue 6: commission
     _mount_docs(app)
     _mount_health(app)
     _mount_web(app)

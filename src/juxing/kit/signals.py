@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session
 E = TypeVar("E")
 Handler = Callable[[Session, Any], None]
 
-SUBSCRIBER_MODULES: tuple[str, ...] = ()
+SUBSCRIBER_MODULES: tuple[str, ...] = (
+    "juxing.commission.handlers",  # issue 6: commission
+)
 
 _handlers: dict[type, list[Handler]] = defaultdict(list)
 _loaded = False

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 23:19:32.458580
+Create Date: 2026-11-26 23:20:24.226164
 """
 
 from collections.abc import Sequence
