@@ -33,6 +33,11 @@ def api_router() -> APIRouter:
     """Every domain's endpoints under ``/api/v1``."""
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(accounts_router)
+    from juxing.content.endpoints import router as content_router  # issue 4: content
+    from juxing.search.endpoints import router as search_router  # issue 4: search
+
+    api.include_router(content_router)  # issue 4: content
+    api.include_router(search_router)  # issue 4: search
     from juxing.feed.endpoints import router as feed_router  # issue 5: feed
 
     api.include_router(feed_router)

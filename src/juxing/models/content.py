@@ -329,3 +329,16 @@ class PriceObservation(IdMixin, Base):
     price_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BannedTerm(IdMixin, Base):
+    """A word or phrase that sends a post to the moderation queue, added by an operator
+    (on top of the list shipped in ``juxing/content/data/banned_words.txt``)."""
+
+    __tablename__ = "banned_terms"
+
+    term: Mapped[str] = mapped_column(String(100), unique=True)
+    added_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
