@@ -44,6 +44,9 @@ def api_router() -> APIRouter:
     from juxing.marketplace.endpoints import router as marketplace_router  # issue 7
 
     api.include_router(marketplace_router)
+    from juxing.analytics.endpoints import router as analytics_router  # issue 7
+
+    api.include_router(analytics_router)
     from juxing.commission.endpoints import router as commission_router  # issue 6: commission
 
     api.include_router(commission_router)  # issue 6: commission

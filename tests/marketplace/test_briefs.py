@@ -202,7 +202,7 @@ def test_deadline_expiry_returns_the_escrow_and_auto_approves_late_reviews(
         json=new_brief_body(world, budget_minor=90_000),
         headers=world.merchant_auth,
     ).json()
-    (c0, a0), (c1, a1), (c2, a2) = world.creators
+    (c0, a0), (c1, a1), (_c2, a2) = world.creators
     undelivered = _apply(client, brief["id"], a0)
     delivered = _apply(client, brief["id"], a1)
     pending = _apply(client, brief["id"], a2)

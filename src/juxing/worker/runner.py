@@ -19,6 +19,7 @@ log = logging.getLogger("juxing.worker")
 # Domains whose ``tasks`` module registers periodic jobs.
 TASK_MODULES: tuple[str, ...] = (
     "juxing.marketplace.tasks",  # issue 7
+    "juxing.analytics.tasks",  # issue 7
     "juxing.commission.tasks",  # issue 6: commission
 )
 

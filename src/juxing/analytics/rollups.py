@@ -1,0 +1,311 @@
+"""Dashboard rollups: figures pre-aggregated per hour (and per minute for the live view).
+
+:func:`refresh` recomputes every metric for the buckets in ``[start, end)`` from the source
+tables (orders, order lines, refunds, commissions, clicks, behaviour events, impressions)
+and replaces those buckets' rows, so it is idempotent and safe to re-run. The periodic job
+refreshes the recent window; :func:`refresh` over a longer range backfills.
+
+Definitions (the dashboards and their tests share them):
+
+- GMV: sum of ``order_lines.amount_minor`` of paid orders, in the hour of ``orders.paid_at``;
+- paid orders: orders with ``paid_at``; placed orders: by ``created_at``;
+- refunds: ``refunds.amount_minor`` in the hour the refund was made;
+- commission cost: ``commissions.base_minor`` of attributed commissions (merchant pays);
+  creator earnings: ``base - fee + bonus``;
+- channel of a sale: ``live`` / ``post`` / ``creator_link`` by the tracking link that won the
+  attribution, else ``direct``;
+- view / click / cart: behaviour events on the merchant's products; exposure: feed
+  impressions of the merchant's items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, String, case, cast, delete, func, insert, literal, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from juxing.kit.time import ensure_utc, utcnow
+from juxing.models.analytics import MetricRollup, RollupWatermark
+from juxing.models.catalog import Product
+from juxing.models.commission import Click, Commission, TrackingLink
+from juxing.models.deals import DealItem
+from juxing.models.events import BehaviorEvent
+from juxing.models.feed import FeedImpression
+from juxing.models.orders import Order, OrderLine, Refund
+
+HOUR = timedelta(hours=1)
+RECENT = timedelta(hours=3)
+
+
+def floor_hour(t: datetime) -> datetime:
+    return ensure_utc(t).replace(minute=0, second=0, microsecond=0)
+
+
+def trunc(session: Session, col: Any, grain: str) -> ColumnElement[Any]:
+    """The start of ``col``'s hour (``h``) or minute (``m``), as the database computes it."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("hour" if grain == "h" else "minute", col)
+    fmt = "%Y-%m-%d %H:00:00" if grain == "h" else "%Y-%m-%d %H:%M:00"
+    return func.strftime(fmt, col)
+
+
+def _as_dt(v: Any) -> datetime:
+    if isinstance(v, str):
+        v = datetime.fromisoformat(v)
+    return ensure_utc(v)
+
+
+def _dim(col: Any) -> ColumnElement[Any]:
+    return func.coalesce(cast(col, String), literal("none"))
+
+
+def _metric_queries(
+    session: Session, start: datetime, end: datetime, grain: str
+) -> Iterable[tuple[str, str, Select[Any]]]:
+    """(scope, metric, query of (scope_id, bucket, dim, value)) for every metric."""
+    paid = Order.paid_at
+    # Orders are indexed by created_at; paid_at follows creation within the payment window.
+    paid_window = (
+        (Order.created_at >= start - timedelta(days=1))
+        & (Order.created_at < end)
+        & (paid >= start)
+        & (paid < end)
+    )
+    b_paid = trunc(session, paid, grain)
+    line_amount = func.sum(OrderLine.amount_minor)
+    yield (
+        "all",
+        "gmv",
+        select(literal(0), b_paid, literal(""), line_amount)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(paid_window)
+        .group_by(b_paid),
+    )
+    yield (
+        "all",
+        "paid_orders",
+        select(literal(0), b_paid, literal(""), func.count()).where(paid_window).group_by(b_paid),
+    )
+    if grain == "m":
+        return
+    yield (
+        "merchant",
+        "gmv",
+        select(Order.merchant_id, b_paid, literal(""), line_amount)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(paid_window)
+        .group_by(Order.merchant_id, b_paid),
+    )
+    yield (
+        "merchant",
+        "paid_orders",
+        select(Order.merchant_id, b_paid, literal(""), func.count())
+        .where(paid_window)
+        .group_by(Order.merchant_id, b_paid),
+    )
+    b_created = trunc(session, Order.created_at, grain)
+    yield (
+        "merchant",
+        "placed_orders",
+        select(Order.merchant_id, b_created, literal(""), func.count())
+        .where(Order.created_at >= start, Order.created_at < end)
+        .group_by(Order.merchant_id, b_created),
+    )
+    b_ref = trunc(session, Refund.created_at, grain)
+    yield (
+        "merchant",
+        "refunds",
+        select(Order.merchant_id, b_ref, literal(""), func.sum(Refund.amount_minor))
+        .join(Order, Order.id == Refund.order_id)
+        .where(Refund.created_at >= start, Refund.created_at < end)
+        .group_by(Order.merchant_id, b_ref),
+    )
+    campaign = _dim(DealItem.campaign_id)
+    yield (
+        "merchant",
+        "gmv_campaign",
+        select(Order.merchant_id, b_paid, campaign, line_amount)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .outerjoin(DealItem, DealItem.id == OrderLine.deal_item_id)
+        .where(paid_window)
+        .group_by(Order.merchant_id, b_paid, campaign),
+    )
+    attributed = (Commission.order_line_id == OrderLine.id) & (Commission.decision == "attributed")
+    creator = _dim(Commission.creator_id)
+    yield (
+        "merchant",
+        "gmv_creator",
+        select(Order.merchant_id, b_paid, creator, line_amount)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .outerjoin(Commission, attributed)
+        .where(paid_window)
+        .group_by(Order.merchant_id, b_paid, creator),
+    )
+    channel = case(
+        (Commission.id.is_(None), literal("direct")),
+        (TrackingLink.live_room_id.is_not(None), literal("live")),
+        (TrackingLink.post_id.is_not(None), literal("post")),
+        else_=literal("creator_link"),
+    )
+    yield (
+        "merchant",
+        "gmv_channel",
+        select(Order.merchant_id, b_paid, channel, line_amount)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .outerjoin(Commission, attributed)
+        .outerjoin(TrackingLink, TrackingLink.id == Commission.link_id)
+        .where(paid_window)
+        .group_by(Order.merchant_id, b_paid, channel),
+    )
+    yield (
+        "merchant",
+        "commission",
+        select(Order.merchant_id, b_paid, literal(""), func.sum(Commission.base_minor))
+        .join(Commission, Commission.order_id == Order.id)
+        .where(paid_window, Commission.decision == "attributed")
+        .group_by(Order.merchant_id, b_paid),
+    )
+    b_ev = trunc(session, BehaviorEvent.occurred_at, grain)
+    for action in ("view", "click", "cart"):
+        yield (
+            "merchant",
+            action,
+            select(Product.merchant_id, b_ev, literal(""), func.count())
+            .join(Product, Product.id == BehaviorEvent.target_id)
+            .where(
+                BehaviorEvent.occurred_at >= start,
+                BehaviorEvent.occurred_at < end,
+                BehaviorEvent.target_type == "product",
+                BehaviorEvent.action == action,
+                BehaviorEvent.source == "app",
+            )
+            .group_by(Product.merchant_id, b_ev),
+        )
+    b_imp = trunc(session, FeedImpression.shown_at, grain)
+    yield (
+        "merchant",
+        "exposure",
+        select(FeedImpression.merchant_id, b_imp, literal(""), func.count())
+        .where(
+            FeedImpression.shown_at >= start,
+            FeedImpression.shown_at < end,
+            FeedImpression.merchant_id.is_not(None),
+        )
+        .group_by(FeedImpression.merchant_id, b_imp),
+    )
+    b_click = trunc(session, Click.clicked_at, grain)
+    yield (
+        "creator",
+        "clicks",
+        select(Click.creator_id, b_click, literal(""), func.count())
+        .where(Click.clicked_at >= start, Click.clicked_at < end)
+        .group_by(Click.creator_id, b_click),
+    )
+    yield (
+        "creator",
+        "clicks_post",
+        select(Click.creator_id, b_click, cast(Click.post_id, String), func.count())
+        .where(Click.clicked_at >= start, Click.clicked_at < end, Click.post_id.is_not(None))
+        .group_by(Click.creator_id, b_click, Click.post_id),
+    )
+    b_cp = trunc(session, Commission.paid_at, grain)
+    c_window = (
+        (Commission.paid_at >= start)
+        & (Commission.paid_at < end)
+        & (Commission.decision == "attributed")
+    )
+    earned = func.sum(Commission.base_minor - Commission.fee_minor + Commission.bonus_minor)
+    yield (
+        "creator",
+        "orders",
+        select(
+            Commission.creator_id, b_cp, literal(""), func.count(func.distinct(Commission.order_id))
+        )
+        .where(c_window)
+        .group_by(Commission.creator_id, b_cp),
+    )
+    yield (
+        "creator",
+        "gmv",
+        select(Commission.creator_id, b_cp, literal(""), func.sum(Commission.amount_minor))
+        .where(c_window)
+        .group_by(Commission.creator_id, b_cp),
+    )
+    yield (
+        "creator",
+        "earnings",
+        select(Commission.creator_id, b_cp, literal(""), earned)
+        .where(c_window)
+        .group_by(Commission.creator_id, b_cp),
+    )
+    yield (
+        "creator",
+        "gmv_product",
+        select(
+            Commission.creator_id,
+            b_cp,
+            cast(Commission.product_id, String),
+            func.sum(Commission.amount_minor),
+        )
+        .where(c_window)
+        .group_by(Commission.creator_id, b_cp, Commission.product_id),
+    )
+    yield (
+        "creator",
+        "gmv_post",
+        select(
+            Commission.creator_id,
+            b_cp,
+            cast(TrackingLink.post_id, String),
+            func.sum(Commission.amount_minor),
+        )
+        .join(TrackingLink, TrackingLink.id == Commission.link_id)
+        .where(c_window, TrackingLink.post_id.is_not(None))
+        .group_by(Commission.creator_id, b_cp, TrackingLink.post_id),
+    )
+
+
+def refresh(session: Session, *, start: datetime, end: datetime, minutes: bool = True) -> int:
+    """Recompute all rollups for hour buckets in ``[start, end)`` (minutes too, when asked)."""
+    start, end = floor_hour(start), floor_hour(end - timedelta(microseconds=1)) + HOUR
+    written = 0
+    for grain in ("h", "m") if minutes else ("h",):
+        session.execute(
+            delete(MetricRollup).where(
+                MetricRollup.grain == grain, MetricRollup.bucket >= start, MetricRollup.bucket < end
+            )
+        )
+        for scope, metric, query in _metric_queries(session, start, end, grain):
+            rows = [
+                {
+                    "scope": scope,
+                    "scope_id": int(sid),
+                    "grain": grain,
+                    "metric": metric,
+                    "bucket": _as_dt(bucket),
+                    "dim": str(dim)[:40],
+                    "value": int(value or 0),
+                }
+                for sid, bucket, dim, value in session.execute(query)
+                if sid is not None
+            ]
+            for i in range(0, len(rows), 5000):
+                session.execute(insert(MetricRollup), rows[i : i + 5000])
+            written += len(rows)
+    mark = session.get(RollupWatermark, "dashboards")
+    if mark is None:
+        session.add(RollupWatermark(name="dashboards", through=end, note=f"{written} rows"))
+    elif mark.through < end:
+        mark.through = end
+        mark.note = f"{written} rows"
+    return written
+
+
+def refresh_recent(session: Session, *, now: datetime | None = None) -> int:
+    """Refresh the last few hours (what new orders, refunds and events can still change)."""
+    now = now or utcnow()
+    return refresh(session, start=now - RECENT, end=now + timedelta(minutes=1))
