@@ -46,6 +46,11 @@ def request_payout(
         .order_by(Payout.id.desc())
         .limit(1)
     )
+    with session.begin_nested():  # a refused overdraft leaves no payout row behind
+        return _create_payout(session, available, creator_id, currency, amount, previous)
+
+
+def _create_payout(session, available, creator_id, currency, amount, previous):  # type: ignore[no-untyped-def]
     now = utcnow()
     payout = Payout(
         creator_id=creator_id,

@@ -119,8 +119,26 @@ def post(
     )
     if existing is not None:
         return existing
+    with session.begin_nested():  # a refused overdraft leaves nothing behind
+        return _write(
+            session, reference, kind, source, source_id, memo, at, totals, by_id, no_overdraft
+        )
+
+
+def _write(
+    session: Session,
+    reference: str,
+    kind: str,
+    source: str,
+    source_id: int | None,
+    memo: str,
+    at: datetime | None,
+    totals: dict[int, int],
+    by_id: dict[int, LedgerAccount],
+    no_overdraft: Collection[int],
+) -> LedgerTransaction:
     when = at or utcnow()
-    (currency,) = currencies
+    (currency,) = {by_id[k].currency for k in totals}
     txn = LedgerTransaction(
         reference=reference,
         kind=kind,
