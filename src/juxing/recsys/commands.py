@@ -141,7 +141,10 @@ def eval_command(
         reports = evaluate_protocol(
             data, ks, policy=policy_name, on_step=lambda s: status.update(s)
         )
-    Console().print(report_table(reports, ks))
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=200)  # a table cut at 80 columns is useless in logs
+    out.print(report_table(reports, ks))
 
 
 def report_table(reports: list[EvalReport], ks: list[int]) -> Table:
