@@ -50,6 +50,11 @@ def api_router() -> APIRouter:
     from juxing.commission.endpoints import router as commission_router  # issue 6: commission
 
     api.include_router(commission_router)  # issue 6: commission
+    from juxing.catalog.endpoints import router as catalog_router  # issue 3: deals
+    from juxing.deals.endpoints import router as deals_router  # issue 3: deals
+
+    api.include_router(catalog_router)  # issue 3: deals
+    api.include_router(deals_router)  # issue 3: deals
     return api
 
 

@@ -21,6 +21,7 @@ TASK_MODULES: tuple[str, ...] = (
     "juxing.marketplace.tasks",  # issue 7
     "juxing.analytics.tasks",  # issue 7
     "juxing.commission.tasks",  # issue 6: commission
+    "juxing.deals.tasks",  # issue 3: deals
 )
 
 
