@@ -63,9 +63,23 @@ class Pages:
         context.set_default_timeout(15_000)
         self.contexts.append(context)
         page = context.new_page()
+        # Error pages (a refused form is a 4xx document) are expected; a failing script,
+        # style, image or XHR is not, and neither is any console error (e.g. CSP).
         page.on(
             "console",
-            lambda msg: self.errors.append(msg.text) if msg.type == "error" else None,
+            lambda msg: (
+                self.errors.append(msg.text)
+                if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+                else None
+            ),
+        )
+        page.on(
+            "response",
+            lambda r: (
+                self.errors.append(f"{r.status} {r.url}")
+                if r.status >= 400 and r.request.resource_type != "document"
+                else None
+            ),
         )
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         return page
