@@ -51,5 +51,9 @@ migration: install
 	$(PY) -m juxing.kit.migrate
 	$(VENV)/bin/ruff format --quiet src/juxing/migrations/versions
 
+# issue 7: dashboard p95 over 1M orders / 10M events (PostgreSQL + SQLite); see docs/analytics.md
+bench-dashboards: install
+	$(PY) benchmarks/dashboards.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
