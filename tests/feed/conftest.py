@@ -1,4 +1,4 @@
-"""A small feed world for tests: merchants of each tier, products, creators, posts."""
+"""Feed test fixtures: a small world of merchants of each tier, products, creators, posts."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.orm import Session
 
-from factories import make_user
+from factories import bearer
 from juxing.kit.time import utcnow
-from juxing.models.accounts import Role, User
+from juxing.models.accounts import Role, User, UserRole
 from juxing.models.catalog import Category, Merchant, Product, Sku
 from juxing.models.content import CreatorProfile, Follow, Post
 
@@ -24,6 +25,23 @@ class World:
     creators: list[User] = field(default_factory=list)
     posts: list[Post] = field(default_factory=list)
     categories: list[Category] = field(default_factory=list)
+
+
+def fast_user(session: Session, *roles: Role) -> User:
+    """A user without the (deliberately slow) password hashing: feed tests never sign in."""
+    n = next(_seq)
+    user = User(email=f"feed{n}@example.test", display_name=f"Feed user {n}", password_hash="-")
+    session.add(user)
+    session.flush()
+    for role in roles or (Role.SHOPPER,):
+        session.add(UserRole(user_id=user.id, role=role.value, granted_at=utcnow()))
+    session.flush()
+    return user
+
+
+def shopper_with_auth(session: Session, *roles: Role) -> tuple[User, dict[str, str]]:
+    user = fast_user(session, *roles)
+    return user, bearer(session, user)
 
 
 def build_world(
@@ -46,7 +64,7 @@ def build_world(
     session.flush()
     now = utcnow()
     for m in range(big_merchants + small_merchants):
-        owner = make_user(session, Role.MERCHANT)
+        owner = fast_user(session, Role.MERCHANT)
         tier = "key_account" if m < big_merchants else "new"
         merchant = Merchant(owner_id=owner.id, name=f"shop-{n}-{m}", tier=tier)
         session.add(merchant)
@@ -64,7 +82,7 @@ def build_world(
             session.add(Sku(product_id=product.id, name="std", list_price_minor=1000 + p, stock=5))
             w.products.append(product)
     for c in range(creators):
-        user = make_user(session, Role.CREATOR, Role.SHOPPER)
+        user = fast_user(session, Role.CREATOR, Role.SHOPPER)
         session.add(
             CreatorProfile(
                 user_id=user.id,
@@ -91,3 +109,15 @@ def build_world(
 def follow(session: Session, shopper: User, kind: str, target_id: int) -> None:
     session.add(Follow(follower_id=shopper.id, target_kind=kind, target_id=target_id))
     session.flush()
+
+
+class WorldKit:
+    build = staticmethod(build_world)
+    follow = staticmethod(follow)
+    user = staticmethod(shopper_with_auth)
+
+
+@pytest.fixture
+def kit() -> type[WorldKit]:
+    """The feed world builders (tests import nothing from this folder)."""
+    return WorldKit

@@ -17,7 +17,12 @@ def _count(session, user_id: int) -> int:
 
 
 def _event(cid: str, **extra):
-    return {"client_event_id": cid, "action": "view", "target_type": "product", "target_id": 7} | extra
+    return {
+        "client_event_id": cid,
+        "action": "view",
+        "target_type": "product",
+        "target_id": 7,
+    } | extra
 
 
 def test_batch_is_stored_and_retry_adds_nothing(client, session):

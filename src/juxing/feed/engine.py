@@ -208,7 +208,7 @@ class FeedEngine:
             self.refresh(force=True)
         offset, seed = _decode_cursor(cursor) if cursor else (0, uuid.uuid4().int & 0xFFFFFFFF)
         snap, loaded, policy = self.snapshot, self.model, self.policy
-        n = min(MAX_FEED, offset + limit)
+        n = min(MAX_FEED, offset + limit + 1)  # one more tells whether a next page exists
         placed = self.ranked_feed(
             session, user_id=user_id, n=n, snap=snap, loaded=loaded, policy=policy, seed=seed
         )
