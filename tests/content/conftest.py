@@ -1,0 +1,8 @@
+"""The content suites import their data helpers from ``content_helpers``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
