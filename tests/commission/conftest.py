@@ -54,7 +54,9 @@ class World:
         now = utcnow()
         n = next(_seq)
         f = Festival(
-            name=f"Fest {n}", slug=f"fest-{n}", starts_at=now - timedelta(days=60),
+            name=f"Fest {n}",
+            slug=f"fest-{n}",
+            starts_at=now - timedelta(days=60),
             ends_at=now + timedelta(days=60),
         )
         self.s.add(f)
@@ -65,9 +67,17 @@ class World:
         sku = self.s.query(Sku).filter(Sku.product_id == product.id).first()
         assert sku is not None
         item = DealItem(
-            campaign_id=c.id, sku_id=sku.id, product_id=product.id, merchant_id=merchant.id,
-            deal_price_minor=5000, deal_stock=100, available=100, reserved=0, sold=0,
-            starts_at=now - timedelta(days=60), ends_at=now + timedelta(days=60),
+            campaign_id=c.id,
+            sku_id=sku.id,
+            product_id=product.id,
+            merchant_id=merchant.id,
+            deal_price_minor=5000,
+            deal_stock=100,
+            available=100,
+            reserved=0,
+            sold=0,
+            starts_at=now - timedelta(days=60),
+            ends_at=now + timedelta(days=60),
             commission_rate_bp=rate_bp,
         )
         self.s.add(item)
@@ -77,8 +87,12 @@ class World:
     # --- links and clicks --------------------------------------------------------------
     def link(self, creator: User, product: Product, **kw: object) -> TrackingLink:
         return links.link_for(
-            self.s, secret_key=SECRET, creator_id=creator.id, target_type="product",
-            target_id=product.id, **kw,  # type: ignore[arg-type]
+            self.s,
+            secret_key=SECRET,
+            creator_id=creator.id,
+            target_type="product",
+            target_id=product.id,
+            **kw,  # type: ignore[arg-type]
         )
 
     def click(
@@ -92,8 +106,14 @@ class World:
         device: str = "Mozilla/5.0|en|Linux",
     ) -> Click:
         return links.record_click(
-            self.s, link=link, secret_key=SECRET, shopper_id=shopper.id if shopper else None,
-            visitor_id=visitor, ip=ip, fingerprint=device, referrer="https://example.test/",
+            self.s,
+            link=link,
+            secret_key=SECRET,
+            shopper_id=shopper.id if shopper else None,
+            visitor_id=visitor,
+            ip=ip,
+            fingerprint=device,
+            referrer="https://example.test/",
             at=at or utcnow() - timedelta(hours=1),
         )
 
@@ -110,9 +130,16 @@ class World:
     ) -> Order:
         total = sum(a for _, a in lines)
         order = Order(
-            shopper_id=shopper.id, merchant_id=merchant.id, status="pending_payment",
-            currency="CNY", subtotal_minor=total, discount_minor=0, total_minor=total,
-            refunded_minor=0, visitor_id=visitor, created_at=at or utcnow(),
+            shopper_id=shopper.id,
+            merchant_id=merchant.id,
+            status="pending_payment",
+            currency="CNY",
+            subtotal_minor=total,
+            discount_minor=0,
+            total_minor=total,
+            refunded_minor=0,
+            visitor_id=visitor,
+            created_at=at or utcnow(),
         )
         self.s.add(order)
         self.s.flush()
@@ -121,10 +148,17 @@ class World:
             assert sku is not None
             self.s.add(
                 OrderLine(
-                    order_id=order.id, sku_id=sku.id, product_id=product.id, title=product.title,
-                    quantity=1, unit_price_minor=amount, amount_minor=amount,
+                    order_id=order.id,
+                    sku_id=sku.id,
+                    product_id=product.id,
+                    title=product.title,
+                    quantity=1,
+                    unit_price_minor=amount,
+                    amount_minor=amount,
                     deal_item_id=deal_item.id if deal_item is not None else None,
-                    refunded_minor=0, refunded_quantity=0, restocked_quantity=0,
+                    refunded_minor=0,
+                    refunded_quantity=0,
+                    restocked_quantity=0,
                 )
             )
         self.s.flush()
@@ -158,9 +192,7 @@ class World:
         line.refunded_minor += amount
         order.refunded_minor += amount
         self.s.flush()
-        publish(
-            self.s, OrderRefunded(order_id=order.id, refund_id=refund.id, amount_minor=amount)
-        )
+        publish(self.s, OrderRefunded(order_id=order.id, refund_id=refund.id, amount_minor=amount))
         return refund
 
     def lines(self, order: Order) -> list[OrderLine]:

@@ -23,7 +23,9 @@ def _commissions(session, order):
 def _setup(world, session, rate_bp=1000):
     merchant = world.merchant()
     product = world.product(merchant)
-    session.add(CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=rate_bp))
+    session.add(
+        CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=rate_bp)
+    )
     session.flush()
     return merchant, product
 
@@ -63,8 +65,9 @@ def test_campaign_rule_overrides_the_window(world, session):
     merchant, product = _setup(world, session)
     item = world.deal_item(merchant, product)
     session.add(
-        CommissionRule(merchant_id=merchant.id, scope="campaign", target_id=item.campaign_id,
-                       window_days=30)
+        CommissionRule(
+            merchant_id=merchant.id, scope="campaign", target_id=item.campaign_id, window_days=30
+        )
     )
     session.flush()
     creator, shopper = make_user(session, Role.CREATOR), make_user(session)
@@ -91,7 +94,9 @@ def test_rate_precedence_deal_item_product_merchant_and_level_bonus(world, sessi
     merchant, product = _setup(world, session, rate_bp=300)
     other = world.product(merchant)
     item = world.deal_item(merchant, product, rate_bp=2000)
-    session.add(CommissionRule(merchant_id=merchant.id, scope="product", target_id=product.id, rate_bp=800))
+    session.add(
+        CommissionRule(merchant_id=merchant.id, scope="product", target_id=product.id, rate_bp=800)
+    )
     session.flush()
     d = rules.resolve(session, merchant_id=merchant.id, product_id=product.id, deal_item_id=item.id)
     assert (d.scope, d.base_rate_bp) == (RuleScope.DEAL_ITEM, 2000)
@@ -99,7 +104,9 @@ def test_rate_precedence_deal_item_product_merchant_and_level_bonus(world, sessi
     assert (d.scope, d.base_rate_bp) == (RuleScope.PRODUCT, 800)
     d = rules.resolve(session, merchant_id=merchant.id, product_id=other.id, deal_item_id=None)
     assert (d.scope, d.base_rate_bp) == (RuleScope.MERCHANT, 300)
-    d = rules.resolve(session, merchant_id=world.merchant().id, product_id=other.id, deal_item_id=None)
+    d = rules.resolve(
+        session, merchant_id=world.merchant().id, product_id=other.id, deal_item_id=None
+    )
     assert (d.scope, d.base_rate_bp) == (RuleScope.NONE, 0)
 
 
@@ -108,7 +115,9 @@ def test_commission_on_amount_paid_with_fee_and_bonus_is_posted_pending(world, s
 
     merchant, product = _setup(world, session, rate_bp=1000)
     creator, shopper = make_user(session, Role.CREATOR), make_user(session)
-    session.add(CreatorProfile(user_id=creator.id, handle=f"c{creator.id}", display_name="C", level=4))
+    session.add(
+        CreatorProfile(user_id=creator.id, handle=f"c{creator.id}", display_name="C", level=4)
+    )
     session.flush()
     world.click(world.link(creator, product), shopper=shopper)
     order = world.place(shopper, merchant, [(product, 12_345)])
@@ -117,7 +126,9 @@ def test_commission_on_amount_paid_with_fee_and_bonus_is_posted_pending(world, s
     # base 10% of 12345 = 1234; fee 10% of base = 123; level-4 bonus 1% of 12345 = 123
     assert (c.base_minor, c.fee_minor, c.bonus_minor, c.bonus_bp) == (1234, 123, 123, 100)
     assert c.status == "pending"
-    bal = lambda kind, owner=None: ledger.balance(session, kind=kind, owner_id=owner, currency="CNY")  # noqa: E731
+    bal = lambda kind, owner=None: ledger.balance(
+        session, kind=kind, owner_id=owner, currency="CNY"
+    )  # noqa: E731
     assert bal(CREATOR_PENDING, creator.id) == 1234 - 123 + 123
     assert bal(MERCHANT_COMMISSION, merchant.id) == -1234
     assert bal(PLATFORM_REVENUE) == 0

@@ -16,7 +16,7 @@ from juxing.kit.errors import Conflict, Unprocessable
 from juxing.kit.time import utcnow
 from juxing.ledger.service import CREATOR_AVAILABLE, CREATOR_PENDING, InsufficientBalance
 from juxing.models.accounts import Role
-from juxing.models.commission import Commission, CommissionRule, CommissionReview, FraudFlag
+from juxing.models.commission import Commission, CommissionReview, CommissionRule, FraudFlag
 
 
 def _bal(session, kind, owner):
@@ -26,7 +26,9 @@ def _bal(session, kind, owner):
 def _sale(world, session, *, amount=100_000, creator=None, shopper=None, rate_bp=1000, **click):
     merchant = world.merchant()
     product = world.product(merchant)
-    session.add(CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=rate_bp))
+    session.add(
+        CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=rate_bp)
+    )
     session.flush()
     creator = creator or make_user(session, Role.CREATOR)
     shopper = shopper or make_user(session)
@@ -90,7 +92,9 @@ def test_payout_cannot_overdraw_and_failed_payout_returns_money(world, session):
         payouts.request_payout(session, creator_id=creator.id, currency="CNY", amount_minor=9001)
     p = payouts.request_payout(session, creator_id=creator.id, currency="CNY", amount_minor=5000)
     operator = make_user(session, Role.OPERATOR)
-    payouts.settle_payout(session, payout_id=p.id, operator_id=operator.id, paid=False, reason="bank")
+    payouts.settle_payout(
+        session, payout_id=p.id, operator_id=operator.id, paid=False, reason="bank"
+    )
     assert _bal(session, CREATOR_AVAILABLE, creator.id) == 9000
     with pytest.raises(Conflict):
         payouts.settle_payout(session, payout_id=p.id, operator_id=operator.id, paid=True)
@@ -105,7 +109,9 @@ def test_click_flood_holds_and_operator_voids_with_audit(world, session, monkeyp
     monkeypatch.setattr(POLICY, "flood_clicks_per_hour", 5)
     merchant = world.merchant()
     product = world.product(merchant)
-    session.add(CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=1000))
+    session.add(
+        CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=1000)
+    )
     creator, shopper = make_user(session, Role.CREATOR), make_user(session)
     link = world.link(creator, product)
     now = utcnow()
@@ -123,7 +129,9 @@ def test_click_flood_holds_and_operator_voids_with_audit(world, session, monkeyp
     operator = make_user(session, Role.OPERATOR)
     service.void(session, commission_id=c.id, operator_id=operator.id, reason="bot traffic")
     assert _bal(session, CREATOR_PENDING, creator.id) == 0
-    actions = [r.action for r in session.scalars(select(CommissionReview).order_by(CommissionReview.id))]
+    actions = [
+        r.action for r in session.scalars(select(CommissionReview).order_by(CommissionReview.id))
+    ]
     assert actions == ["hold", "void"]
     with pytest.raises(Conflict):
         service.release(session, commission_id=c.id, operator_id=operator.id, reason="oops")
@@ -134,7 +142,9 @@ def test_click_flood_holds_and_operator_voids_with_audit(world, session, monkeyp
 def test_linked_device_and_release(world, session):
     merchant = world.merchant()
     product = world.product(merchant)
-    session.add(CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=1000))
+    session.add(
+        CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=1000)
+    )
     creator, alt = make_user(session, Role.CREATOR, Role.SHOPPER), make_user(session)
     link = world.link(creator, product)
     world.click(link, shopper=creator, device="creator-phone")  # the creator's own device
@@ -154,7 +164,9 @@ def test_linked_device_and_release(world, session):
 def test_buy_then_refund_pattern_holds(world, session):
     merchant = world.merchant()
     product = world.product(merchant)
-    session.add(CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=1000))
+    session.add(
+        CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=1000)
+    )
     creator, shopper = make_user(session, Role.CREATOR), make_user(session)
     link = world.link(creator, product)
     statuses = []
@@ -178,19 +190,38 @@ def test_reconciliation_reports_every_discrepancy(world, session):
     order, c, creator = _sale(world, session)
     _assert_reconciled(session)
     acc = ledger.account(session, kind=CREATOR_PENDING, owner_id=creator.id, currency="CNY")
-    session.execute(text("UPDATE ledger_accounts SET balance_minor = balance_minor + 1 WHERE id = :i"), {"i": acc.id})
+    session.execute(
+        text("UPDATE ledger_accounts SET balance_minor = balance_minor + 1 WHERE id = :i"),
+        {"i": acc.id},
+    )
     # A refund the commission domain never saw (the deals side changed the line only).
-    session.execute(text("UPDATE order_lines SET refunded_minor = 500 WHERE order_id = :o"), {"o": order.id})
+    session.execute(
+        text("UPDATE order_lines SET refunded_minor = 500 WHERE order_id = :o"), {"o": order.id}
+    )
     # A stray, unbalanced entry written behind the ledger's back.
     txn = ledger.post(
-        session, reference="manual:1", kind="manual", source="test", source_id=None,
-        legs=[ledger.Leg(acc, 5), ledger.Leg(ledger.account(session, kind="x", currency="CNY"), -5)],
+        session,
+        reference="manual:1",
+        kind="manual",
+        source="test",
+        source_id=None,
+        legs=[
+            ledger.Leg(acc, 5),
+            ledger.Leg(ledger.account(session, kind="x", currency="CNY"), -5),
+        ],
     )
     session.execute(
-        text("INSERT INTO ledger_entries (transaction_id, account_id, amount_minor, currency, created_at) "
-             "VALUES (:t, :a, 7, 'CNY', :at)"),
+        text(
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount_minor, currency, created_at) "
+            "VALUES (:t, :a, 7, 'CNY', :at)"
+        ),
         {"t": txn.id, "a": acc.id, "at": utcnow().replace(tzinfo=None)},
     )
     found, _ = reconcile.run_checks(session)
     checks = {d.check for d in found}
-    assert {"balance_mismatch", "refund_not_reversed", "transaction_unbalanced", "ledger_not_zero"} <= checks
+    assert {
+        "balance_mismatch",
+        "refund_not_reversed",
+        "transaction_unbalanced",
+        "ledger_not_zero",
+    } <= checks
