@@ -126,9 +126,10 @@ def test_commission_on_amount_paid_with_fee_and_bonus_is_posted_pending(world, s
     # base 10% of 12345 = 1234; fee 10% of base = 123; level-4 bonus 1% of 12345 = 123
     assert (c.base_minor, c.fee_minor, c.bonus_minor, c.bonus_bp) == (1234, 123, 123, 100)
     assert c.status == "pending"
-    bal = lambda kind, owner=None: ledger.balance(
-        session, kind=kind, owner_id=owner, currency="CNY"
-    )  # noqa: E731
+
+    def bal(kind, owner=None):
+        return ledger.balance(session, kind=kind, owner_id=owner, currency="CNY")
+
     assert bal(CREATOR_PENDING, creator.id) == 1234 - 123 + 123
     assert bal(MERCHANT_COMMISSION, merchant.id) == -1234
     assert bal(PLATFORM_REVENUE) == 0

@@ -4,6 +4,7 @@ every step (reconciliation finds nothing; balances match an independent model)."
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -118,12 +119,10 @@ class CommissionMachine(RuleBasedStateMachine):
 
     @rule(c=st.integers(0, 1), amount=st.none() | st.integers(1, 20_000))
     def payout(self, c, amount):
-        try:
+        with contextlib.suppress(Unprocessable, InsufficientBalance):
             payouts.request_payout(
                 self.s, creator_id=self.creators[c].id, currency="CNY", amount_minor=amount
             )
-        except (Unprocessable, InsufficientBalance):
-            pass
 
     @rule(paid=st.booleans())
     def settle(self, paid):
@@ -171,9 +170,10 @@ class CommissionMachine(RuleBasedStateMachine):
             for p in self.s.scalars(select(Payout).where(Payout.creator_id == creator.id)):
                 if p.status != "failed":
                     available -= p.amount_minor
-            bal = lambda kind: ledger.balance(
-                self.s, kind=kind, owner_id=creator.id, currency="CNY"
-            )  # noqa: E731
+
+            def bal(kind):
+                return ledger.balance(self.s, kind=kind, owner_id=creator.id, currency="CNY")
+
             assert bal(CREATOR_PENDING) == pending
             assert bal(CREATOR_AVAILABLE) == available
             # A self-purchase never earns.

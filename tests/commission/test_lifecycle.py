@@ -59,7 +59,7 @@ def test_pending_becomes_available_after_the_return_window(world, session):
 
 
 def test_refund_claws_back_proportionally_before_and_after_confirmation(world, session):
-    order, c, creator = _sale(world, session)
+    order, _c, creator = _sale(world, session)
     (line,) = world.lines(order)
     world.refund(order, line, 25_000)  # a quarter, while pending
     assert _bal(session, CREATOR_PENDING, creator.id) == 9000 - 2250
@@ -84,7 +84,7 @@ def test_refund_claws_back_proportionally_before_and_after_confirmation(world, s
 
 
 def test_payout_cannot_overdraw_and_failed_payout_returns_money(world, session):
-    order, c, creator = _sale(world, session)
+    order, _c, creator = _sale(world, session)
     t = utcnow()
     world.receive(order, at=t)
     service.mature_due(session, at=t + timedelta(days=8))
@@ -187,7 +187,7 @@ def test_buy_then_refund_pattern_holds(world, session):
 
 
 def test_reconciliation_reports_every_discrepancy(world, session):
-    order, c, creator = _sale(world, session)
+    order, _c, creator = _sale(world, session)
     _assert_reconciled(session)
     acc = ledger.account(session, kind=CREATOR_PENDING, owner_id=creator.id, currency="CNY")
     session.execute(
@@ -212,7 +212,8 @@ def test_reconciliation_reports_every_discrepancy(world, session):
     )
     session.execute(
         text(
-            "INSERT INTO ledger_entries (transaction_id, account_id, amount_minor, currency, created_at) "
+            "INSERT INTO ledger_entries "
+            "(transaction_id, account_id, amount_minor, currency, created_at) "
             "VALUES (:t, :a, 7, 'CNY', :at)"
         ),
         {"t": txn.id, "a": acc.id, "at": utcnow().replace(tzinfo=None)},
