@@ -81,6 +81,21 @@ def test_merchant_signs_up_a_campaign_and_operator_approves_it(pages, committed_
     assert ops.locator("canvas#sold-chart").is_visible()
     screenshot(ops, "operator-board")
 
+    # A shopper on a phone sees the approved deal with its countdown and stock bar.
+    phone = pages.open(mobile=True)
+    phone.goto("/")
+    tile = phone.locator("a.tile", has_text="Peony Serum")
+    assert "¥99.00" in tile.inner_text()
+    assert tile.locator(".countdown .cd-value").inner_text().count(":") == 2
+    screenshot(phone, "shopper-home")
+    tile.click()
+    phone.wait_for_url("**/deals/*")
+    assert phone.locator(".stock").get_attribute("aria-valuenow") == "0"
+    phone.get_by_role("button", name="简体中文").click()
+    phone.wait_for_load_state("networkidle")
+    assert "距开始" in phone.locator("main").inner_text()
+    screenshot(phone, "shopper-deal-zh")
+
 
 def test_operator_changes_the_traffic_policy_and_sees_the_preview(pages, committed_db):
     with committed_db.session() as s:
