@@ -1,0 +1,315 @@
+"""Who may call each endpoint: one declared line per route.
+
+``tests/security/test_authz_matrix.py`` walks the app's route table and, for every route,
+calls it as each role (anonymous, shopper, creator, merchant, operator) and, where an
+object has an owner, as its owner and as another user of the same role. A route without an
+entry here fails the test. Adding one is a single line in ``MATRIX``::
+
+    "GET /api/v1/deals/{deal_id}": PUBLIC,
+    "POST /api/v1/deals": roles("merchant", "operator"),
+    "PATCH /api/v1/deals/{deal_id}": roles("merchant", "operator", owner="deal"),
+
+and, once per kind of owned object, a factory in ``OWNERS`` that creates one owned by a
+given user and returns its path parameters (see docs/reliability.md).
+
+Expectations: a role not admitted gets 403 (anonymous: 401); an admitted role never gets
+401/403; another user's object answers 404 (ids cannot be probed), the owner's does not;
+operators see others' objects unless ``operator_sees_others=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from juxing.accounts import service as accounts
+from juxing.models.accounts import User
+
+ROLES = ("anonymous", "shopper", "creator", "merchant", "operator")
+SIGNED_IN_ROLES = ROLES[1:]
+
+
+@dataclass(frozen=True)
+class Access:
+    """The declared access rule of one route."""
+
+    allowed: frozenset[str]
+    owner: str | None = None  # a key of OWNERS: the route acts on one user's object
+    operator_sees_others: bool = True
+    anonymous_status: int = 401  # what a signed-out caller gets (web pages: 303 to sign-in)
+    wrong_role_status: int = 403
+    # A web form post: callers use a cookie session and its CSRF token, as the browser does
+    # (without one every caller gets 403 csrf_failed, which the test checks too).
+    form: bool = False
+    # Error codes an admitted role may still get as a business precondition (e.g. 403
+    # creator_profile_required for a creator who has not set up a profile yet).
+    admitted_errors: frozenset[str] = frozenset()
+
+
+def roles(
+    *names: str,
+    owner: str | None = None,
+    operator_sees_others: bool = True,
+    anonymous_status: int = 401,
+) -> Access:
+    """Admit only ``names`` (``"anonymous"`` among them makes the route public)."""
+    unknown = set(names) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+    return Access(
+        frozenset(names),
+        owner=owner,
+        operator_sees_others=operator_sees_others,
+        anonymous_status=anonymous_status,
+    )
+
+
+PUBLIC = roles(*ROLES)
+SIGNED_IN = roles(*SIGNED_IN_ROLES)
+OPERATOR = roles("operator")
+PAGE = roles(*ROLES)  # a public web page
+SIGNED_IN_PAGE = roles(*SIGNED_IN_ROLES, anonymous_status=303)
+
+
+def page_for(*names: str) -> Access:
+    """A web page for ``names``: signed-out callers are redirected to sign in."""
+    return roles(*names, anonymous_status=303)
+
+
+def form_for(*names: str) -> Access:
+    """A web form post for ``names`` (cookie session + CSRF token)."""
+    access = roles(*names, anonymous_status=403)
+    return Access(access.allowed, anonymous_status=403, form=True)
+
+
+FORM = form_for(*ROLES)  # a public form (sign-in, language)
+
+
+def owned(*names: str, owner: str, operator_sees_others: bool = True) -> Access:
+    """Admit ``names``, and only on the caller's own object (see OWNERS)."""
+    return roles(*names, owner=owner, operator_sees_others=operator_sees_others)
+
+
+# --- Owned objects: name -> (role of owners, factory(session, owner) -> path params) ---------
+
+
+def _api_token(session: Session, owner: User) -> dict[str, int]:
+    token, _raw = accounts.create_token(session=session, user=owner, name="matrix")
+    session.flush()
+    return {"token_id": token.id}
+
+
+OwnerFactory = Callable[[Session, User], dict[str, int]]
+OWNERS: dict[str, tuple[str, OwnerFactory]] = {
+    "api_token": ("shopper", _api_token),
+}
+
+
+# --- The matrix: "METHOD /path" -> Access ------------------------------------------------
+
+MATRIX: dict[str, Access] = {
+    # First written from each route's declared dependencies (require_*, CurrentUser, page
+    # guards), then reviewed; the test checks what the running app actually answers.
+    "GET /": PAGE,
+    "GET /api/docs": PUBLIC,
+    "GET /api/v1/accounts/me": SIGNED_IN,
+    "PATCH /api/v1/accounts/me": SIGNED_IN,
+    "POST /api/v1/accounts/register": PUBLIC,
+    "GET /api/v1/accounts/users": roles("operator"),
+    "POST /api/v1/accounts/users": roles("operator"),
+    "PATCH /api/v1/accounts/users/{user_id}": roles("operator"),
+    "POST /api/v1/auth/login": PUBLIC,
+    "POST /api/v1/auth/logout": SIGNED_IN,
+    "POST /api/v1/auth/token": PUBLIC,
+    "GET /api/v1/auth/tokens": SIGNED_IN,
+    "POST /api/v1/auth/tokens": SIGNED_IN,
+    "DELETE /api/v1/auth/tokens/{token_id}": owned(
+        *SIGNED_IN_ROLES, owner="api_token", operator_sees_others=False
+    ),
+    "GET /api/v1/campaigns": roles("merchant", "operator"),
+    "POST /api/v1/campaigns": roles("merchant", "operator"),
+    "GET /api/v1/campaigns/{campaign_id}": roles("merchant", "operator"),
+    "POST /api/v1/campaigns/{campaign_id}/approve": roles("operator"),
+    "POST /api/v1/campaigns/{campaign_id}/items": roles("merchant", "operator"),
+    "POST /api/v1/campaigns/{campaign_id}/reject": roles("operator"),
+    "POST /api/v1/campaigns/{campaign_id}/revise": roles("merchant", "operator"),
+    "POST /api/v1/campaigns/{campaign_id}/submit": roles("merchant", "operator"),
+    "GET /api/v1/campaigns/{campaign_id}/transitions": roles("merchant", "operator"),
+    "GET /api/v1/cards": PUBLIC,
+    "GET /api/v1/categories": PUBLIC,
+    "POST /api/v1/categories": roles("operator"),
+    "GET /api/v1/commission/commissions": roles("creator", "operator"),
+    "GET /api/v1/commission/earnings": roles("creator"),
+    "GET /api/v1/commission/holds": roles("operator"),
+    "POST /api/v1/commission/holds/{commission_id}/release": roles("operator"),
+    "POST /api/v1/commission/holds/{commission_id}/void": roles("operator"),
+    "GET /api/v1/commission/level-bonuses": SIGNED_IN,
+    "PUT /api/v1/commission/level-bonuses": roles("operator"),
+    "GET /api/v1/commission/links": roles("creator"),
+    "POST /api/v1/commission/links": roles("creator"),
+    "GET /api/v1/commission/merchants/{merchant_id}/rules": roles("merchant", "operator"),
+    "PUT /api/v1/commission/merchants/{merchant_id}/rules": roles("merchant", "operator"),
+    "DELETE /api/v1/commission/merchants/{merchant_id}/rules/{rule_id}": roles(
+        "merchant", "operator"
+    ),
+    "GET /api/v1/commission/orders/{order_id}/attribution": SIGNED_IN,
+    "GET /api/v1/commission/payouts": roles("creator", "operator"),
+    "POST /api/v1/commission/payouts": roles("creator"),
+    "GET /api/v1/commission/payouts/{payout_id}": SIGNED_IN,
+    "POST /api/v1/commission/payouts/{payout_id}/settle": roles("operator"),
+    "GET /api/v1/commission/payouts/{payout_id}/statement": SIGNED_IN,
+    "GET /api/v1/commission/statements/creator": roles("creator", "operator"),
+    "GET /api/v1/commission/statements/merchants/{merchant_id}": roles("merchant", "operator"),
+    "POST /api/v1/content/media": SIGNED_IN,
+    "GET /api/v1/content/media/{name}": PUBLIC,
+    "GET /api/v1/coupons": PUBLIC,
+    "POST /api/v1/coupons": roles("merchant", "operator"),
+    "POST /api/v1/coupons/claim": roles("shopper"),
+    "POST /api/v1/coupons/scan/{code}": roles("shopper"),
+    "GET /api/v1/creators": PUBLIC,
+    "GET /api/v1/creators/applications": roles("operator"),
+    "POST /api/v1/creators/applications": SIGNED_IN,
+    "GET /api/v1/creators/applications/mine": SIGNED_IN,
+    "POST /api/v1/creators/applications/{application_id}/approve": roles("operator"),
+    "POST /api/v1/creators/applications/{application_id}/reject": roles("operator"),
+    "PATCH /api/v1/creators/me": Access(
+        frozenset({"creator"}), admitted_errors=frozenset({"creator_profile_required"})
+    ),
+    "GET /api/v1/creators/{handle}": PUBLIC,
+    "PUT /api/v1/creators/{user_id}/level": roles("operator"),
+    "GET /api/v1/dashboards/creator": roles("creator", "operator"),
+    "GET /api/v1/dashboards/merchant/{merchant_id}": roles("merchant", "operator"),
+    "GET /api/v1/dashboards/operator": roles("operator"),
+    "DELETE /api/v1/deal-items/{deal_item_id}": roles("merchant", "operator"),
+    "GET /api/v1/deal-items/{deal_item_id}": PUBLIC,
+    "POST /api/v1/deal-items/{deal_item_id}/reconcile": roles("operator"),
+    "GET /api/v1/deal-items/{deal_item_id}/stock": roles("operator"),
+    "POST /api/v1/events": SIGNED_IN,
+    "GET /api/v1/feed": PUBLIC,
+    "GET /api/v1/feed/models": roles("operator"),
+    "POST /api/v1/feed/models/{version}/activate": roles("operator"),
+    "GET /api/v1/feed/policies": roles("operator"),
+    "POST /api/v1/feed/policies": roles("operator"),
+    "POST /api/v1/feed/policies/deactivate": roles("operator"),
+    "POST /api/v1/feed/policies/preview": roles("operator"),
+    "GET /api/v1/feed/policies/{policy_id}": roles("operator"),
+    "PATCH /api/v1/feed/policies/{policy_id}": roles("operator"),
+    "POST /api/v1/feed/policies/{policy_id}/activate": roles("operator"),
+    "GET /api/v1/festivals": PUBLIC,
+    "POST /api/v1/festivals": roles("operator"),
+    "PATCH /api/v1/festivals/{festival_id}": roles("operator"),
+    "GET /api/v1/festivals/{festival}": PUBLIC,
+    "GET /api/v1/festivals/{festival}/coupons": PUBLIC,
+    "GET /api/v1/festivals/{festival}/deals": PUBLIC,
+    "GET /api/v1/follows": SIGNED_IN,
+    "POST /api/v1/follows": SIGNED_IN,
+    "DELETE /api/v1/follows/{target_kind}/{target_id}": SIGNED_IN,
+    "GET /api/v1/groups/{code}": PUBLIC,
+    "GET /api/v1/images/{key:path}": PUBLIC,
+    "GET /api/v1/inbox": SIGNED_IN,
+    "POST /api/v1/inbox/read": SIGNED_IN,
+    "GET /api/v1/ledger/accounts": roles("operator"),
+    "GET /api/v1/ledger/reconciliations": roles("operator"),
+    "POST /api/v1/ledger/reconciliations": roles("operator"),
+    "GET /api/v1/live-rooms": PUBLIC,
+    "POST /api/v1/live-rooms": roles("creator"),
+    "GET /api/v1/live-rooms/{room_id}": PUBLIC,
+    "POST /api/v1/live-rooms/{room_id}/end": roles("creator"),
+    "GET /api/v1/live-rooms/{room_id}/events": PUBLIC,
+    "POST /api/v1/live-rooms/{room_id}/pin": roles("creator"),
+    "POST /api/v1/live-rooms/{room_id}/start": roles("creator"),
+    "GET /api/v1/marketplace/applications": SIGNED_IN,
+    "GET /api/v1/marketplace/applications/{application_id}": SIGNED_IN,
+    "POST /api/v1/marketplace/applications/{application_id}/accept": roles("merchant"),
+    "POST /api/v1/marketplace/applications/{application_id}/approve": roles("merchant"),
+    "POST /api/v1/marketplace/applications/{application_id}/decline": roles("merchant"),
+    "POST /api/v1/marketplace/applications/{application_id}/deliver": roles("creator"),
+    "POST /api/v1/marketplace/applications/{application_id}/dispute": roles("merchant"),
+    "POST /api/v1/marketplace/applications/{application_id}/resolve": roles("operator"),
+    "POST /api/v1/marketplace/applications/{application_id}/withdraw": roles("creator"),
+    "GET /api/v1/marketplace/briefs": SIGNED_IN,
+    "POST /api/v1/marketplace/briefs": roles("merchant"),
+    "GET /api/v1/marketplace/briefs/recommended": roles("creator"),
+    "GET /api/v1/marketplace/briefs/{brief_id}": SIGNED_IN,
+    "POST /api/v1/marketplace/briefs/{brief_id}/applications": roles("creator"),
+    "POST /api/v1/marketplace/briefs/{brief_id}/close": roles("merchant"),
+    "GET /api/v1/marketplace/briefs/{brief_id}/recommended-creators": SIGNED_IN,
+    "GET /api/v1/marketplace/merchants/{merchant_id}/balance": SIGNED_IN,
+    "POST /api/v1/marketplace/merchants/{merchant_id}/balance/top-ups": roles("operator"),
+    "GET /api/v1/marketplace/notifications": SIGNED_IN,
+    "POST /api/v1/marketplace/notifications/read": SIGNED_IN,
+    "GET /api/v1/me/coupons": SIGNED_IN,
+    "GET /api/v1/me/posts": SIGNED_IN,
+    "GET /api/v1/merchants": PUBLIC,
+    "POST /api/v1/merchants": roles("merchant"),
+    "GET /api/v1/merchants/{merchant_id}": PUBLIC,
+    "PUT /api/v1/merchants/{merchant_id}/tier": roles("operator"),
+    "GET /api/v1/moderation/audit": roles("operator"),
+    "GET /api/v1/moderation/banned-terms": roles("operator"),
+    "POST /api/v1/moderation/banned-terms": roles("operator"),
+    "DELETE /api/v1/moderation/banned-terms/{term_id}": roles("operator"),
+    "GET /api/v1/moderation/cases": roles("operator"),
+    "POST /api/v1/moderation/cases/{case_id}/approve": roles("operator"),
+    "POST /api/v1/moderation/cases/{case_id}/reject": roles("operator"),
+    "GET /api/v1/orders": SIGNED_IN,
+    "POST /api/v1/orders": roles("shopper"),
+    "GET /api/v1/orders/{order_id}": SIGNED_IN,
+    "POST /api/v1/orders/{order_id}/cancel": SIGNED_IN,
+    "POST /api/v1/orders/{order_id}/pay": roles("shopper"),
+    "POST /api/v1/orders/{order_id}/receive": SIGNED_IN,
+    "GET /api/v1/orders/{order_id}/refunds": SIGNED_IN,
+    "POST /api/v1/orders/{order_id}/refunds": roles("merchant", "operator"),
+    "POST /api/v1/orders/{order_id}/ship": roles("merchant", "operator"),
+    "POST /api/v1/payments/callbacks/{provider_name}": PUBLIC,
+    "GET /api/v1/payments/{payment_id}": SIGNED_IN,
+    "POST /api/v1/payments/{payment_id}/simulate": SIGNED_IN,
+    "GET /api/v1/posts": PUBLIC,
+    "POST /api/v1/posts": SIGNED_IN,
+    "DELETE /api/v1/posts/{post_id}": SIGNED_IN,
+    "GET /api/v1/posts/{post_id}": PUBLIC,
+    "PATCH /api/v1/posts/{post_id}": SIGNED_IN,
+    "GET /api/v1/posts/{post_id}/moderation": SIGNED_IN,
+    "POST /api/v1/posts/{post_id}/publish": SIGNED_IN,
+    "POST /api/v1/posts/{post_id}/unpublish": SIGNED_IN,
+    "GET /api/v1/posts/{post_id}/versions": SIGNED_IN,
+    "GET /api/v1/products": PUBLIC,
+    "POST /api/v1/products": roles("merchant", "operator"),
+    "GET /api/v1/products/{product_id}": PUBLIC,
+    "PATCH /api/v1/products/{product_id}": roles("merchant", "operator"),
+    "POST /api/v1/products/{product_id}/images": SIGNED_IN,
+    "GET /api/v1/products/{product_id}/similar": PUBLIC,
+    "POST /api/v1/products/{product_id}/skus": roles("merchant", "operator"),
+    "GET /api/v1/search": PUBLIC,
+    "GET /api/v1/segments": roles("merchant", "operator"),
+    "POST /api/v1/segments/compute": roles("operator"),
+    "GET /api/v1/segments/creators/{creator_id}": SIGNED_IN,
+    "PATCH /api/v1/skus/{sku_id}": roles("merchant", "operator"),
+    "GET /healthz": PUBLIC,
+    "POST /lang": FORM,
+    "GET /merchant": page_for("merchant"),
+    "GET /merchant/campaigns": page_for("merchant"),
+    "POST /merchant/campaigns": form_for("merchant"),
+    "GET /merchant/campaigns/{campaign_id}": page_for("merchant"),
+    "POST /merchant/campaigns/{campaign_id}/items": form_for("merchant"),
+    "POST /merchant/campaigns/{campaign_id}/submit": form_for("merchant"),
+    "GET /merchant/products": page_for("merchant"),
+    "POST /merchant/products": form_for("merchant"),
+    "POST /merchant/skus/{sku_id}/stock": form_for("merchant"),
+    "GET /ops": page_for("operator"),
+    "GET /ops/campaigns": page_for("operator"),
+    "POST /ops/campaigns/{campaign_id}/approve": form_for("operator"),
+    "POST /ops/campaigns/{campaign_id}/reject": form_for("operator"),
+    "POST /ops/festivals": form_for("operator"),
+    "GET /ops/traffic": page_for("operator"),
+    "POST /ops/traffic/preview": form_for("operator"),
+    "POST /ops/traffic/save": form_for("operator"),
+    "GET /readyz": PUBLIC,
+    "GET /signin": PAGE,
+    "POST /signin": FORM,
+    "POST /signout": FORM,
+    "GET /studio": page_for("creator"),
+    "GET /t/{token}": PAGE,
+    "GET /deals/{deal_item_id}": PAGE,
+}

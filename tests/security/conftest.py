@@ -1,0 +1,10 @@
+"""Lets the security tests import their declarations (``authz_matrix``) by name."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
