@@ -55,5 +55,9 @@ migration: install
 bench-dashboards: install
 	$(PY) benchmarks/dashboards.py
 
+# Feed serving benchmark (issue 5); the generated world is cached in var/bench-feed.
+bench-feed: install
+	$(PY) benchmarks/feed.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

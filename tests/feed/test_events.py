@@ -87,3 +87,18 @@ def test_a_full_batch_of_1000_is_accepted(client, session):
     r = client.post(URL, json=batch, headers=auth)
     assert r.json()["accepted"] == 1000
     assert _count(session, user.id) == 1000
+
+
+def test_follow_signal_becomes_a_follow_event(session):
+    from juxing.content.events import Followed
+    from juxing.kit.signals import publish
+
+    user, _auth = make_user_with_auth(session)
+    publish(session, Followed(follower_id=user.id, target_kind="creator", target_id=42))
+    publish(session, Followed(follower_id=user.id, target_kind="creator", target_id=42))
+    rows = session.execute(
+        select(BehaviorEvent.action, BehaviorEvent.target_type, BehaviorEvent.target_id).where(
+            BehaviorEvent.user_id == user.id
+        )
+    ).all()
+    assert rows == [("follow", "creator", 42)]

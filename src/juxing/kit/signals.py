@@ -26,6 +26,7 @@ Handler = Callable[[Session, Any], None]
 
 SUBSCRIBER_MODULES: tuple[str, ...] = (
     "juxing.commission.handlers",  # issue 6: commission
+    "juxing.feed.handlers",  # issue 5: feed
 )
 
 _handlers: dict[type, list[Handler]] = defaultdict(list)

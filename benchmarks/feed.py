@@ -1,0 +1,213 @@
+"""Serving benchmark of the personalized feed: ``make bench-feed``.
+
+Builds (or reuses, cached in ``var/bench-feed``) a world of 100,000 shoppers, 50,000
+products, 20,000 posts and 2,000,000 behaviour events with a trained model, starts
+``juxing serve`` (one process) on a free port, and measures
+
+* latency of ``GET /api/v1/feed`` for random shoppers (one request at a time): p50, p99;
+* throughput of the feed and of the trivial ``/healthz`` on the same server in the same run,
+  alternating rounds with a fixed number of keep-alive connections.
+
+Prints a table, and as its last line one JSON object with p50_ms, p99_ms, feed_rps,
+trivial_rps. The load generator runs on the same machine, so ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _feed_world import build_world, world_is_cached  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Conn:
+    """A minimal HTTP/1.1 keep-alive client connection (the load generator must be cheap)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: keep-alive\r\n\r\n"
+        self.writer.write(request.encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        body = await self.reader.readexactly(length)
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def _latency(port: int, tokens: list[str], n: int) -> list[float]:
+    conn = Conn(port)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        status, body = await conn.get("/api/v1/feed?limit=20", random.choice(tokens))
+        out.append((time.perf_counter() - t0) * 1000)
+        if status != 200:
+            raise RuntimeError(f"feed answered {status}: {body[:200]!r}")
+    conn.close()
+    return out
+
+
+async def _throughput(
+    port: int, path: str, tokens: list[str] | None, conns: int, secs: float
+) -> float:
+    done = 0
+    stop = time.perf_counter() + secs
+
+    async def worker() -> None:
+        nonlocal done
+        conn = Conn(port)
+        while time.perf_counter() < stop:
+            status, _ = await conn.get(path, random.choice(tokens) if tokens else None)
+            if status != 200:
+                raise RuntimeError(f"{path} answered {status}")
+            done += 1
+        conn.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(conns)))
+    return done / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", default=os.environ.get("JUXING_BENCH_DIR", "var/bench-feed"))
+    parser.add_argument("--requests", type=int, default=2000, help="latency samples")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per throughput round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--conns", type=int, default=8)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+    folder = (ROOT / args.dir).resolve()
+    meta = None if args.rebuild else world_is_cached(folder)
+    if meta is None:
+        meta = build_world(folder, log=lambda m: print(m, file=sys.stderr, flush=True))
+    tokens: list[str] = meta["tokens"]
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JUXING_DATA_DIR": str(folder),
+        "JUXING_INPROCESS_JOBS": "false",
+        "JUXING_LOG_LEVEL": "WARNING",
+    }
+    env.pop("JUXING_DATABASE_URL", None)
+    env.pop("JUXING_REDIS_URL", None)
+    juxing = Path(sys.executable).parent / "juxing"
+    server = subprocess.Popen(
+        [str(juxing), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env,
+    )
+    try:
+        asyncio.run(_wait_ready(port))
+        rows = asyncio.run(_measure(port, tokens, args))
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    print(f"world: {meta['sizes']}")
+    print(f"world build {meta['build_seconds']} s, model training {meta['train_seconds']} s")
+    print(f"{'measure':<34}{'value':>12}")
+    for name, value in rows.items():
+        print(f"{name:<34}{value:>12}")
+    print(
+        json.dumps(
+            {
+                "p50_ms": rows["feed p50 ms (1 conn)"],
+                "p99_ms": rows["feed p99 ms (1 conn)"],
+                "feed_rps": rows["feed rps"],
+                "trivial_rps": rows["healthz rps"],
+                "ratio": rows["feed / healthz"],
+                "p99_ms_loaded": rows[f"feed p99 ms ({args.conns} conns)"],
+                "train_s": meta["train_seconds"],
+            }
+        )
+    )
+
+
+async def _wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            conn = Conn(port)
+            status, _ = await conn.get("/healthz")
+            conn.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("juxing serve did not start")
+
+
+async def _measure(port: int, tokens: list[str], args: argparse.Namespace) -> dict[str, float]:
+    # Warm up: the first feed request loads the snapshot and the model into memory.
+    await _latency(port, tokens, 200)
+    lat = sorted(await _latency(port, tokens, args.requests))
+    feed, trivial = [], []
+    for _ in range(args.rounds):
+        trivial.append(await _throughput(port, "/healthz", None, args.conns, args.seconds))
+        feed.append(
+            await _throughput(port, "/api/v1/feed?limit=20", tokens, args.conns, args.seconds)
+        )
+    loaded = sorted(await _loaded_latency(port, tokens, args.conns, args.seconds))
+    feed_rps, trivial_rps = statistics.median(feed), statistics.median(trivial)
+    return {
+        "feed p50 ms (1 conn)": round(lat[len(lat) // 2], 2),
+        "feed p99 ms (1 conn)": round(lat[int(len(lat) * 0.99) - 1], 2),
+        f"feed p99 ms ({args.conns} conns)": round(loaded[int(len(loaded) * 0.99) - 1], 2),
+        "feed rps": round(feed_rps, 1),
+        "healthz rps": round(trivial_rps, 1),
+        "feed / healthz": round(feed_rps / trivial_rps, 3),
+    }
+
+
+async def _loaded_latency(port: int, tokens: list[str], conns: int, secs: float) -> list[float]:
+    out: list[float] = []
+    stop = time.perf_counter() + secs
+
+    async def worker() -> None:
+        conn = Conn(port)
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            await conn.get("/api/v1/feed?limit=20", random.choice(tokens))
+            out.append((time.perf_counter() - t0) * 1000)
+        conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(conns)))
+    return out
+
+
+if __name__ == "__main__":
+    main()
