@@ -125,11 +125,9 @@ def home_path(user: User | Viewer | None) -> str:
 
 def nav_for(user: Viewer | None) -> list[tuple[str, str]]:
     """The navigation of ``user``'s roles as (path, English label)."""
-    items: list[tuple[str, str]] = [("/", N_("For you")), ("/search", N_("Search"))]
+    items: list[tuple[str, str]] = [("/", N_("For you"))]
     if user is None:
         return items
-    if user.has_role(Role.SHOPPER):
-        items += [("/orders", N_("Orders")), ("/inbox", N_("Inbox"))]
     if user.has_role(Role.CREATOR):
         items.append(("/studio", N_("Studio")))
     if user.has_role(Role.MERCHANT):
