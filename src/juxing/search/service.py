@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, func, literal_column, select, text
+from sqlalchemy import Select, and_, column, delete, func, literal_column, select, table, text
 from sqlalchemy.orm import Session
 
 from juxing.kit.errors import BadRequest
@@ -20,6 +20,7 @@ from juxing.models.search import SearchDocument
 from juxing.search.segment import index_tokens, query_tokens
 
 SNIPPET_CHARS = 300
+FTS = table("search_fts", column("rowid"), column("tokens"))
 
 
 class DocumentKind(enum.StrEnum):
@@ -161,7 +162,7 @@ def search(
         base = (
             select(d, score.label("score"))
             .select_from(d)
-            .join(literal_column("search_fts"), literal_column("search_fts.rowid") == d.id)
+            .join(FTS, FTS.c.rowid == d.id)
             .where(text("search_fts MATCH :fts_query").bindparams(fts_query=_fts5_query(tokens)))
         )
         order = (score.asc(), d.boost.desc(), d.id.desc())

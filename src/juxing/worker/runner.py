@@ -22,6 +22,7 @@ TASK_MODULES: tuple[str, ...] = (
     "juxing.analytics.tasks",  # issue 7
     "juxing.commission.tasks",  # issue 6: commission
     "juxing.deals.tasks",  # issue 3: deals
+    "juxing.content.tasks",  # issue 4: content
 )
 
 

@@ -1,0 +1,8 @@
+"""The search suites reuse the content suites' data helpers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "content"))
