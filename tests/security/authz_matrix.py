@@ -19,6 +19,7 @@ operators see others' objects unless ``operator_sees_others=False``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from juxing.accounts import service as accounts
 from juxing.models.accounts import User
 
+MISSING_ID = 999_999_999
 ROLES = ("anonymous", "shopper", "creator", "merchant", "operator")
 SIGNED_IN_ROLES = ROLES[1:]
 
@@ -90,6 +92,11 @@ FORM = form_for(*ROLES)  # a public form (sign-in, language)
 def owned(*names: str, owner: str, operator_sees_others: bool = True) -> Access:
     """Admit ``names``, and only on the caller's own object (see OWNERS)."""
     return roles(*names, owner=owner, operator_sees_others=operator_sees_others)
+
+
+def fill_path(path: str, params: dict[str, int]) -> str:
+    """Replace ``{name}`` (or ``{name:conv}``) placeholders; unknown ids do not exist."""
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(params.get(m.group(1), MISSING_ID)), path)
 
 
 # --- Owned objects: name -> (role of owners, factory(session, owner) -> path params) ---------

@@ -6,10 +6,8 @@ entry in ``MATRIX`` fails ``test_every_route_has_an_entry`` with the line to add
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from authz_matrix import MATRIX, OWNERS, ROLES, SIGNED_IN_ROLES, Access
+from authz_matrix import MATRIX, OWNERS, ROLES, SIGNED_IN_ROLES, Access, fill_path
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.testclient import TestClient
@@ -19,7 +17,6 @@ from juxing.app import create_app
 from juxing.config import Settings
 from juxing.models.accounts import Role
 
-MISSING_ID = 999_999_999
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -31,11 +28,6 @@ def route_table(app: FastAPI) -> dict[str, RouteContext]:
             for method in sorted(set(ctx.methods) - {"HEAD", "OPTIONS"}):
                 table[f"{method} {ctx.path}"] = ctx
     return table
-
-
-def fill_path(path: str, params: dict[str, int]) -> str:
-    """Replace ``{name}`` (or ``{name:conv}``) placeholders; unknown ids do not exist."""
-    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(params.get(m.group(1), MISSING_ID)), path)
 
 
 @pytest.fixture
