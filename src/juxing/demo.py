@@ -24,7 +24,9 @@ from juxing.models.accounts import Role, User
 DEMO_PASSWORD = "juxing-demo"  # noqa: S105 (demo world only)
 
 # Modules with a ``seed(ctx)`` function, run in this order after the accounts are made.
-SEEDERS: tuple[str, ...] = ()
+SEEDERS: tuple[str, ...] = (
+    "juxing.feed.demo",  # issue 5: feed; keep it after the deals and content seeders
+)
 
 SHOPPER_NAMES = [
     "Li Na",
