@@ -32,7 +32,7 @@ def _router() -> APIRouter:
     """A creating endpoint (it mints an API token) guarded by the mechanism under test."""
     router = APIRouter()
 
-    @router.post("/test/mint", status_code=201)
+    @router.post("/api/test/mint", status_code=201)
     def mint(body: MintIn, user: CurrentUser, session: DbSession, idem: Idempotent):
         def work() -> dict[str, object]:
             token, _raw = accounts.create_token(session=session, user=user, name=body.name)
@@ -72,8 +72,8 @@ def test_same_key_replays_first_response(idem_client, session):
     user, headers = make_user_with_auth(session)
     session.commit()
     h = {**headers, "Idempotency-Key": "k-1"}
-    first = idem_client.post("/test/mint", json={"name": "a"}, headers=h)
-    second = idem_client.post("/test/mint", json={"name": "a"}, headers=h)
+    first = idem_client.post("/api/test/mint", json={"name": "a"}, headers=h)
+    second = idem_client.post("/api/test/mint", json={"name": "a"}, headers=h)
     assert first.status_code == second.status_code == 201
     assert first.json() == second.json()
     assert second.headers["idempotent-replayed"] == "true"
@@ -83,8 +83,8 @@ def test_same_key_replays_first_response(idem_client, session):
 def test_no_key_means_no_dedupe(idem_client, session):
     user, headers = make_user_with_auth(session)
     session.commit()
-    idem_client.post("/test/mint", json={"name": "b"}, headers=headers)
-    idem_client.post("/test/mint", json={"name": "b"}, headers=headers)
+    idem_client.post("/api/test/mint", json={"name": "b"}, headers=headers)
+    idem_client.post("/api/test/mint", json={"name": "b"}, headers=headers)
     assert _count(session, user.id, "b") == 2
 
 
@@ -92,8 +92,8 @@ def test_same_key_different_body_is_422(idem_client, session):
     user, headers = make_user_with_auth(session)
     session.commit()
     h = {**headers, "Idempotency-Key": "k-2"}
-    assert idem_client.post("/test/mint", json={"name": "c"}, headers=h).status_code == 201
-    r = idem_client.post("/test/mint", json={"name": "other"}, headers=h)
+    assert idem_client.post("/api/test/mint", json={"name": "c"}, headers=h).status_code == 201
+    r = idem_client.post("/api/test/mint", json={"name": "other"}, headers=h)
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "idempotency_key_reused"
     assert _count(session, user.id, "other") == 0
@@ -103,9 +103,9 @@ def test_keys_are_scoped_per_user(idem_client, session):
     a, ha = make_user_with_auth(session)
     b, hb = make_user_with_auth(session)
     session.commit()
-    idem_client.post("/test/mint", json={"name": "d"}, headers={**ha, "Idempotency-Key": "same"})
+    idem_client.post("/api/test/mint", json={"name": "d"}, headers={**ha, "Idempotency-Key": "same"})
     r = idem_client.post(
-        "/test/mint", json={"name": "d"}, headers={**hb, "Idempotency-Key": "same"}
+        "/api/test/mint", json={"name": "d"}, headers={**hb, "Idempotency-Key": "same"}
     )
     assert r.status_code == 201
     assert "idempotent-replayed" not in r.headers
@@ -116,11 +116,11 @@ def test_failed_request_stores_nothing_and_retry_runs(idem_client, session):
     user, headers = make_user_with_auth(session)
     session.commit()
     h = {**headers, "Idempotency-Key": "k-3"}
-    r = idem_client.post("/test/mint", json={"name": "e", "fail": True}, headers=h)
+    r = idem_client.post("/api/test/mint", json={"name": "e", "fail": True}, headers=h)
     assert r.status_code == 422
     assert _count(session, user.id, "e") == 0
     # The same key with a corrected body is a new attempt, not a mismatch.
-    r = idem_client.post("/test/mint", json={"name": "e"}, headers=h)
+    r = idem_client.post("/api/test/mint", json={"name": "e"}, headers=h)
     assert r.status_code == 201
     assert _count(session, user.id, "e") == 1
 
@@ -134,10 +134,10 @@ def test_expired_record_no_longer_replays(idem_client, session):
     user, headers = make_user_with_auth(session)
     session.commit()
     h = {**headers, "Idempotency-Key": "k-4"}
-    idem_client.post("/test/mint", json={"name": "f"}, headers=h)
+    idem_client.post("/api/test/mint", json={"name": "f"}, headers=h)
     session.execute(update(IdempotencyRecord).values(expires_at=utcnow()))
     session.commit()
-    r = idem_client.post("/test/mint", json={"name": "f"}, headers=h)
+    r = idem_client.post("/api/test/mint", json={"name": "f"}, headers=h)
     assert "idempotent-replayed" not in r.headers
     assert _count(session, user.id, "f") == 2
 
@@ -146,7 +146,7 @@ def test_bad_key_header(idem_client, session):
     _user, headers = make_user_with_auth(session)
     session.commit()
     r = idem_client.post(
-        "/test/mint", json={"name": "g"}, headers={**headers, "Idempotency-Key": "x" * 300}
+        "/api/test/mint", json={"name": "g"}, headers={**headers, "Idempotency-Key": "x" * 300}
     )
     assert r.status_code == 400
     assert r.json()["error"]["details"]["field"] == "header.Idempotency-Key"
@@ -164,7 +164,7 @@ def test_concurrent_duplicates_run_once(settings, committed_db, live_server):
 
     def call(_: int) -> httpx.Response:
         return httpx.post(
-            f"{base}/test/mint", json={"name": "h", "slow": 0.3}, headers=h, timeout=60
+            f"{base}/api/test/mint", json={"name": "h", "slow": 0.3}, headers=h, timeout=60
         )
 
     with ThreadPoolExecutor(10) as pool:
