@@ -59,5 +59,9 @@ bench-dashboards: install
 bench-feed: install
 	$(PY) benchmarks/feed.py
 
+# issue 6: attribution + ledger posting for 1M orders (SQLite and PostgreSQL), then ledger check.
+bench-ledger: install
+	$(PY) benchmarks/ledger.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
