@@ -65,3 +65,11 @@ bench-ledger: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Search over 100,000 posts (issue 4): SQLite, and PostgreSQL when JUXING_BENCH_PG_URL is set.
+bench-search: install
+	$(PY) benchmarks/search.py
+
+# Live room (issue 4): 1,000 SSE viewers receive a pin change; Redis fan-out if JUXING_BENCH_REDIS_URL.
+bench-live: install
+	$(PY) benchmarks/live.py
