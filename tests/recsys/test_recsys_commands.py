@@ -41,9 +41,7 @@ def test_offline_recs_on_a_seq_file(app, seq_file: Path, tmp_path: Path) -> None
     result = runner.invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = read_jsonl(out)
-    history = {
-        line.split()[0]: set(line.split()[1:]) for line in seq_file.read_text().splitlines()
-    }
+    history = {line.split()[0]: set(line.split()[1:]) for line in seq_file.read_text().splitlines()}
     assert len(rows) == len(history)
     for row in rows:
         assert len(row["items"]) == 5
@@ -56,9 +54,7 @@ def test_offline_recs_with_the_longtail_policy(app, seq_file: Path, tmp_path: Pa
     args = ["offline-recs", "--train", str(seq_file), "--k", "5", "--policy", "longtail"]
     result = runner.invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    history = {
-        line.split()[0]: set(line.split()[1:]) for line in seq_file.read_text().splitlines()
-    }
+    history = {line.split()[0]: set(line.split()[1:]) for line in seq_file.read_text().splitlines()}
     for row in read_jsonl(out):
         assert not set(row["items"]) & history[row["user"]]
         assert len(set(row["items"])) == len(row["items"])
@@ -82,7 +78,9 @@ def test_malformed_lines_are_reported_and_skipped(app, tmp_path: Path) -> None:
 
 def test_malformed_userbehavior_rows(app, tmp_path: Path) -> None:
     path = tmp_path / "ub.csv"
-    rows = [f"{u},{100 + (u * 7 + t) % 30},1,pv,{1511544070 + t}" for u in range(20) for t in range(6)]
+    rows = [
+        f"{u},{100 + (u * 7 + t) % 30},1,pv,{1511544070 + t}" for u in range(20) for t in range(6)
+    ]
     rows.insert(5, "1,2,3")
     rows.insert(9, "1,2,3,click,1511544070")
     rows.insert(13, "x,2,3,pv,1511544070")

@@ -62,6 +62,7 @@ class Recommender(ABC):
         self.item_ids: np.ndarray | None = None
         self.trained_at: str | None = None
         self.train_seconds = 0.0
+        self.train_cpu_seconds = 0.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -87,12 +88,13 @@ class Recommender(ABC):
 
     # --- the interface ------------------------------------------------------------------------
     def fit(self, data: Interactions, validation: Validation | None = None) -> Self:
-        """Train on ``data``; returns self. ``train_seconds`` records the wall time."""
-        start = time.perf_counter()
+        """Train on ``data``; returns self. Records wall (``train_seconds``) and CPU time."""
+        start, cpu_start = time.perf_counter(), time.process_time()
         self.n_items = data.n_items
         self.item_ids = data.item_ids
         self._fit(data, validation)
         self.train_seconds = time.perf_counter() - start
+        self.train_cpu_seconds = time.process_time() - cpu_start
         self.trained_at = datetime.now(UTC).isoformat(timespec="seconds")
         return self
 

@@ -152,7 +152,7 @@ def report_table(reports: list[EvalReport], ks: list[int]) -> Table:
     columns = ["model", "policy"]
     for kk in ks:
         columns += [f"HR@{kk}", f"NDCG@{kk}"]
-    columns += ["coverage", "APLT", "Gini", "train s"]
+    columns += ["coverage", "APLT", "Gini", "train s", "train CPU s"]
     for c in columns:
         table.add_column(c, justify="left" if c in {"model", "policy"} else "right")
     for r in reports:
@@ -164,6 +164,7 @@ def report_table(reports: list[EvalReport], ks: list[int]) -> Table:
             f"{r.metrics['APLT']:.3f}",
             f"{r.metrics['Gini']:.3f}",
             f"{r.train_s:.1f}",
+            f"{r.train_cpu_s:.1f}",
         ]
         table.add_row(*row)
     return table

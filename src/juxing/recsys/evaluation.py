@@ -84,11 +84,12 @@ class EvalReport:
     policy: str
     metrics: dict[str, float] = field(default_factory=dict)
     train_s: float = 0.0
+    train_cpu_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "policy": self.policy, "train_s": round(self.train_s, 2)} | {
-            key: round(value, 4) for key, value in self.metrics.items()
-        }
+        head = {"model": self.model, "policy": self.policy, "train_s": round(self.train_s, 2)}
+        head["train_cpu_s"] = round(self.train_cpu_s, 2)
+        return head | {key: round(value, 4) for key, value in self.metrics.items()}
 
 
 def list_metrics(
@@ -138,6 +139,7 @@ def evaluate(
             "off",
             list_metrics(recs.items[:, :k_max], targets, ks, model.n_items, tail),
             model.train_seconds,
+            model.train_cpu_seconds,
         )
     ]
     for name, rerank in (rerankers or {}).items():
@@ -148,6 +150,7 @@ def evaluate(
                 name,
                 list_metrics(items, targets, ks, model.n_items, tail),
                 model.train_seconds,
+                model.train_cpu_seconds,
             )
         )
     return reports
