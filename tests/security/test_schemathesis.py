@@ -9,7 +9,7 @@ import os
 import pytest
 import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -27,11 +27,6 @@ def fuzz_app(settings: Settings, db) -> FastAPI:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def api_schema(fuzz_app: FastAPI):  # type: ignore[no-untyped-def]
-    return schemathesis.openapi.from_asgi("/api/openapi.json", fuzz_app)
-
-
-@pytest.fixture
 def role_headers(session) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
     for role in (Role.SHOPPER, Role.CREATOR, Role.MERCHANT, Role.OPERATOR):
@@ -39,19 +34,34 @@ def role_headers(session) -> dict[str, dict[str, str]]:  # type: ignore[no-untyp
     return headers
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
-
-
 @pytest.mark.slow
-@schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)
-def test_api_as_every_role(case, role_headers) -> None:  # type: ignore[no-untyped-def]
-    for headers in role_headers.values():
-        case.call_and_validate(
-            headers=headers, checks=[not_a_server_error, response_schema_conformance]
+def test_api_as_every_role(fuzz_app: FastAPI, role_headers) -> None:  # type: ignore[no-untyped-def]
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", fuzz_app)
+    failures: list[str] = []
+    cases = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
         )
+        def run(case) -> None:  # type: ignore[no-untyped-def]
+            nonlocal cases
+            for headers in role_headers.values():
+                cases += 1
+                case.call_and_validate(
+                    headers=headers, checks=[not_a_server_error, response_schema_conformance]
+                )
+
+        try:
+            run()
+        except Exception as exc:
+            failures.append(f"{operation.label}: {str(exc)[:600]}")
+    print(f"schemathesis: {cases} cases, {len(failures)} failing operations")
+    assert cases > 0
+    assert not failures, "\n\n".join(failures)
