@@ -173,3 +173,9 @@ def make_shopper(session: Session) -> Callable[[], tuple[User, dict[str, str]]]:
         return user, bearer(session, user)
 
     return make
+
+
+@pytest.fixture
+def builders() -> tuple[Callable[..., World], Callable[..., User]]:
+    """(build_world, make_user) for tests that open their own sessions."""
+    return build_world, make_user

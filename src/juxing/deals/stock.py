@@ -18,18 +18,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy import case, event, func, select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from juxing.kit.errors import Conflict, ServiceUnavailable, Unprocessable
 from juxing.models.deals import DealHolding, DealItem
-from juxing.models.orders import Order, OrderLine, OrderStatus, Refund, RefundLine
+from juxing.models.orders import Order, OrderLine, OrderStatus, RefundLine
 
 log = logging.getLogger("juxing.deals.stock")
 
@@ -159,7 +159,8 @@ class SqlStock:
             set_={"quantity": table.c.quantity + stmt.excluded.quantity},
             where=table.c.quantity + stmt.excluded.quantity <= item.per_user_limit,
         )
-        if session.execute(stmt).rowcount != 1:
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT.
+        if session.execute(stmt.returning(table.c.quantity)).first() is None:
             raise over_limit(item.per_user_limit)
         taken = session.execute(
             update(DealItem)
@@ -249,11 +250,12 @@ redis.call('HINCRBY', KEYS[2], shopper, -q)
 return 1
 """
 
-# Apply a committed transition once. KEYS: stock, users, ops.
+# Apply a committed transition once, remembering its delta. KEYS: stock, users, ops (hash).
 # ARGV: op_id, d_available, d_reserved, d_sold, shopper, d_user.
 OP_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
-if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
+local delta = ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4] .. ':' .. ARGV[5] .. ':' .. ARGV[6]
+if redis.call('HSETNX', KEYS[3], ARGV[1], delta) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'available', tonumber(ARGV[2]))
 redis.call('HINCRBY', KEYS[1], 'reserved', tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[1], 'sold', tonumber(ARGV[4]))
@@ -261,9 +263,14 @@ if tonumber(ARGV[6]) ~= 0 then redis.call('HINCRBY', KEYS[2], ARGV[5], tonumber(
 return 1
 """
 
-# Rebuild from SQL. KEYS: stock, users, pending, ops.
+# Rebuild from one consistent SQL snapshot. KEYS: stock, users, pending, ops.
 # ARGV: available, reserved, sold, now_ms, stale_ms, n_users, n_known, n_ops,
-#       then n_users (shopper, qty) pairs, n_known tokens found in SQL, n_ops applied op ids.
+#       then n_users (shopper, qty) pairs, n_known tokens in the snapshot, n_ops op ids
+#       the snapshot reflects.
+# - a pending reservation in the snapshot is dropped (counted from SQL); one not in it is
+#   kept and counted unless stale (its request died before committing);
+# - an applied op the snapshot does not reflect yet (committed after the snapshot was read)
+#   is re-applied; the snapshot's ops are recorded as applied so a late hook skips them.
 REBUILD_LUA = """
 local available, reserved, sold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now, stale = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -273,7 +280,24 @@ local users = {}
 for _ = 1, nu do users[ARGV[i]] = tonumber(ARGV[i + 1]); i = i + 2 end
 local known = {}
 for _ = 1, nk do known[ARGV[i]] = true; i = i + 1 end
-for _ = 1, no do redis.call('SADD', KEYS[4], ARGV[i]); i = i + 1 end
+local reflected = {}
+for _ = 1, no do reflected[ARGV[i]] = true; i = i + 1 end
+local applied = redis.call('HGETALL', KEYS[4])
+local seen = {}
+for j = 1, #applied, 2 do
+  local op, delta = applied[j], applied[j + 1]
+  seen[op] = true
+  if not reflected[op] then
+    local da, dr, ds, shopper, du = string.match(delta, '^(-?%d+):(-?%d+):(-?%d+):(%d+):(-?%d+)$')
+    available = available + tonumber(da)
+    reserved = reserved + tonumber(dr)
+    sold = sold + tonumber(ds)
+    users[shopper] = (users[shopper] or 0) + tonumber(du)
+  end
+end
+for op, _ in pairs(reflected) do
+  if not seen[op] then redis.call('HSET', KEYS[4], op, '0:0:0:0:0') end
+end
 local pending = redis.call('HGETALL', KEYS[3])
 local kept = 0
 for j = 1, #pending, 2 do
@@ -323,8 +347,8 @@ class RedisStock:
         args = [quantity, shopper_id, item.per_user_limit, token, int(time.time() * 1000)]
         try:
             result = self._reserve(keys=[stock, users, pending], args=args)
-            if result == -2:
-                self.rebuild(session, item=item)
+            if result == -2:  # first use, or Redis lost its data: load from SQL once
+                self.rebuild(session, item=item, own_token=token, only_if_missing=True)
                 result = self._reserve(keys=[stock, users, pending], args=args)
         except redis.RedisError as exc:
             raise ServiceUnavailable("Deal stock is unavailable; try again.") from exc
@@ -395,35 +419,48 @@ class RedisStock:
             return None
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def rebuild(self, session: Session, *, item: ItemRef) -> dict[str, int]:
+    def rebuild(
+        self,
+        session: Session,
+        *,
+        item: ItemRef,
+        own_token: str | None = None,
+        only_if_missing: bool = False,
+    ) -> dict[str, int] | None:
         """Rebuild the Redis counters of one deal item from SQL (after a crash or restart).
 
-        Safe while buyers are active: reservations not yet committed to SQL keep their
-        pending token and stay counted; operations already reflected in SQL are marked
-        applied so a late after-commit hook cannot apply them twice.
+        Exact while buyers are active: SQL is read in ONE statement (one snapshot);
+        reservations not in it keep their pending token and stay counted; operations
+        applied after the snapshot are re-applied from their recorded deltas; operations in
+        the snapshot are marked applied so a late after-commit hook skips them. Rebuilds of
+        one item are serialized by a Redis lock. ``own_token`` is the caller's own
+        uncommitted reservation, not to be counted from SQL.
         """
-        truth = counts_from_orders(session, item_id=item.id, deal_stock=item.deal_stock)
-        tokens = session.scalars(
-            select(Order.reservation_token)
-            .join(OrderLine, OrderLine.order_id == Order.id)
-            .where(OrderLine.deal_item_id == item.id, Order.reservation_token.is_not(None))
-        ).all()
-        ops = applied_ops(session, item_id=item.id)
-        users = [x for shopper, q in truth.holdings.items() for x in (shopper, q)]
-        args: list[Any] = [
-            truth.available,
-            truth.reserved,
-            truth.sold,
-            int(time.time() * 1000),
-            STALE_RESERVATION_MS,
-            len(truth.holdings),
-            len(tokens),
-            len(ops),
-            *users,
-            *tokens,
-            *ops,
-        ]
-        available, reserved, sold, kept = self._rebuild(keys=list(redis_keys(item.id)), args=args)
+        with self.client.lock(
+            f"juxing:deal:{{{item.id}}}:rebuild", timeout=60, blocking_timeout=30
+        ):
+            if only_if_missing and self.client.exists(redis_keys(item.id)[0]):
+                return None
+            snap = snapshot(
+                session, item_id=item.id, deal_stock=item.deal_stock, exclude_token=own_token
+            )
+            users = [x for shopper, q in snap.holdings.items() for x in (shopper, q)]
+            args: list[Any] = [
+                snap.available,
+                snap.reserved,
+                snap.sold,
+                int(time.time() * 1000),
+                STALE_RESERVATION_MS,
+                len(snap.holdings),
+                len(snap.tokens),
+                len(snap.ops),
+                *users,
+                *snap.tokens,
+                *snap.ops,
+            ]
+            available, reserved, sold, kept = self._rebuild(
+                keys=list(redis_keys(item.id)), args=args
+            )
         log.info(
             "rebuilt redis stock of deal item %s: available=%s reserved=%s sold=%s pending=%s",
             item.id,
@@ -437,75 +474,92 @@ class RedisStock:
 
 @dataclass
 class Counts:
+    """What a deal item's counters must be according to its orders in SQL."""
+
     available: int
     reserved: int
     sold: int
     holdings: dict[int, int]
+    tokens: list[str] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
 
 
-def counts_from_orders(session: Session, *, item_id: int, deal_stock: int) -> Counts:
-    """What the counters of a deal item must be, computed from its orders in SQL."""
+def snapshot(
+    session: Session, *, item_id: int, deal_stock: int, exclude_token: str | None = None
+) -> Counts:
+    """Counters, per-shopper holdings, reservation tokens and applied operation ids of a deal
+    item, from its orders, read in one SQL statement (so one consistent snapshot)."""
     rows = session.execute(
         select(
+            Order.id,
             Order.shopper_id,
-            func.sum(
-                case(
-                    (Order.status == OrderStatus.PENDING_PAYMENT.value, OrderLine.quantity),
-                    else_=0,
-                )
-            ),
-            func.sum(
-                case(
-                    (
-                        Order.status.in_(HELD_STATUSES),
-                        OrderLine.quantity - OrderLine.restocked_quantity,
-                    ),
-                    else_=0,
-                )
-            ),
-            func.sum(
-                case(
-                    (
-                        Order.status != OrderStatus.CANCELLED.value,
-                        OrderLine.quantity - OrderLine.refunded_quantity,
-                    ),
-                    else_=0,
-                )
-            ),
+            Order.status,
+            Order.paid_at,
+            Order.reservation_token,
+            OrderLine.id,
+            OrderLine.quantity,
+            OrderLine.refunded_quantity,
+            OrderLine.restocked_quantity,
+            RefundLine.refund_id,
         )
         .join(OrderLine, OrderLine.order_id == Order.id)
+        .outerjoin(RefundLine, RefundLine.order_line_id == OrderLine.id)
         .where(OrderLine.deal_item_id == item_id)
-        .group_by(Order.shopper_id)
     ).all()
-    reserved = sum(int(r[1] or 0) for r in rows)
-    sold = sum(int(r[2] or 0) for r in rows)
-    holdings = {int(r[0]): int(r[3] or 0) for r in rows if int(r[3] or 0) > 0}
+    reserved = sold = 0
+    holdings: dict[int, int] = {}
+    tokens: list[str] = []
+    ops: list[str] = []
+    seen_lines: set[int] = set()
+    seen_orders: set[int] = set()
+    for (
+        order_id,
+        shopper_id,
+        status,
+        paid_at,
+        token,
+        line_id,
+        qty,
+        refunded,
+        restocked,
+        refund_id,
+    ) in rows:
+        if refund_id is not None:
+            ops.append(f"r:{refund_id}:{item_id}")
+        if token is not None and token == exclude_token:
+            continue
+        if order_id not in seen_orders:
+            seen_orders.add(order_id)
+            if token is not None:
+                tokens.append(token)
+            if status == OrderStatus.CANCELLED.value:
+                ops.append(f"c:{order_id}:{item_id}")
+            if paid_at is not None:
+                ops.append(f"p:{order_id}:{item_id}")
+        if line_id in seen_lines:
+            continue
+        seen_lines.add(line_id)
+        if status == OrderStatus.PENDING_PAYMENT.value:
+            reserved += qty
+        elif status in HELD_STATUSES:
+            sold += qty - restocked
+        if status != OrderStatus.CANCELLED.value and qty - refunded > 0:
+            holdings[shopper_id] = holdings.get(shopper_id, 0) + qty - refunded
     return Counts(
-        available=deal_stock - reserved - sold, reserved=reserved, sold=sold, holdings=holdings
+        available=deal_stock - reserved - sold,
+        reserved=reserved,
+        sold=sold,
+        holdings=holdings,
+        tokens=tokens,
+        ops=sorted(set(ops)),
     )
 
 
-def applied_ops(session: Session, *, item_id: int) -> list[str]:
-    """Operation ids of the transitions SQL already reflects for a deal item's orders."""
-    orders = session.execute(
-        select(Order.id, Order.status, Order.paid_at)
-        .join(OrderLine, OrderLine.order_id == Order.id)
-        .where(OrderLine.deal_item_id == item_id)
-    ).all()
-    ops: list[str] = []
-    for order_id, status, paid_at in orders:
-        if status == OrderStatus.CANCELLED.value:
-            ops.append(f"c:{order_id}:{item_id}")
-        if paid_at is not None:
-            ops.append(f"p:{order_id}:{item_id}")
-    refunds = session.scalars(
-        select(RefundLine.refund_id)
-        .join(OrderLine, OrderLine.id == RefundLine.order_line_id)
-        .join(Refund, Refund.id == RefundLine.refund_id)
-        .where(OrderLine.deal_item_id == item_id)
-    ).all()
-    ops += [f"r:{refund_id}:{item_id}" for refund_id in refunds]
-    return ops
+def counts_from_orders(
+    session: Session, *, item_id: int, deal_stock: int, exclude_token: str | None = None
+) -> Counts:
+    """What the counters of a deal item must be, computed from its orders in SQL."""
+    return snapshot(session, item_id=item_id, deal_stock=deal_stock, exclude_token=exclude_token)
 
 
 def backend_for(item_backend: str, redis_client: redis.Redis | None) -> StockBackend:

@@ -1,0 +1,209 @@
+"""The invariants under concurrency: many threads buying one hot deal item at once, with
+real commits, on SQLite, PostgreSQL (JUXING_TEST_DATABASE_URL) and Redis
+(JUXING_TEST_REDIS_URL): available + reserved + sold == deal stock, nothing negative,
+nobody above the per-user limit (also with parallel requests from one shopper), every
+acknowledged order present."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from juxing.deals import orders
+from juxing.deals.reconcile import check_item
+from juxing.deals.stock import redis_keys
+from juxing.kit.errors import JuxingError
+from juxing.kit.redis import make_redis
+from juxing.models.accounts import Role
+from juxing.models.orders import Order, OrderLine
+
+
+def _hammer(db, ctx, item_id, shoppers, attempts_per_thread, threads, pay_ratio=0.0):
+    acknowledged: list[int] = []
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        barrier.wait()
+        for _ in range(attempts_per_thread):
+            shopper = rng.choice(shoppers)
+            try:
+                with db.session() as s:
+                    order = orders.reserve(
+                        session=s,
+                        ctx=ctx,
+                        shopper=shopper,
+                        deal_item_id=item_id,
+                        quantity=rng.choice([1, 1, 2]),
+                    )
+                    order_id = order.id
+                with lock:
+                    acknowledged.append(order_id)
+                    outcomes["ok"] += 1
+                if rng.random() < pay_ratio:
+                    with db.session() as s:
+                        orders.mark_paid(session=s, ctx=ctx, order_id=order_id)
+                elif rng.random() < 0.2:
+                    with db.session() as s:
+                        orders.cancel(session=s, ctx=ctx, order_id=order_id, reason="test")
+            except JuxingError as exc:
+                with lock:
+                    outcomes[exc.code] += 1
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return acknowledged, outcomes
+
+
+def _run(committed_db, redis_client, backend, builders):
+    build_world, make_user = builders
+    db = committed_db
+    with db.session() as s:
+        world = build_world(s, stock=40, per_user_limit=3, backend=backend, with_headers=False)
+        shoppers = [make_user(s, Role.SHOPPER) for _ in range(12)]
+        s.expunge_all()
+    if redis_client is not None:
+        redis_client.delete(*redis_keys(world.deal_item_id))
+    ctx = orders.Buying(redis_client=redis_client)
+    acked, outcomes = _hammer(
+        db, ctx, world.deal_item_id, shoppers, attempts_per_thread=15, threads=8, pay_ratio=0.5
+    )
+    assert outcomes["ok"] > 0 and outcomes["sold_out"] + outcomes["per_user_limit"] > 0
+    with db.session() as s:
+        if redis_client is not None:
+            live = redis_client.hgetall(redis_keys(world.deal_item_id)[0])
+            assert sum(int(v) for v in live.values()) == 40
+        report = check_item(session=s, deal_item_id=world.deal_item_id, redis_client=redis_client)
+        assert report["ok"], {k: report[k] for k in ("live", "expected", "details")}
+        assert min(report["live"].values()) >= 0
+        assert report["details"]["max_holding"] <= 3
+        # every acknowledged order exists
+        found = set(s.scalars(select(Order.id).where(Order.id.in_(acked))).all())
+        assert found == set(acked)
+        # per-user limit straight from the orders
+        per_user = s.execute(
+            select(Order.shopper_id, func.sum(OrderLine.quantity))
+            .join(OrderLine, OrderLine.order_id == Order.id)
+            .where(OrderLine.deal_item_id == world.deal_item_id, Order.status != "cancelled")
+            .group_by(Order.shopper_id)
+        ).all()
+        assert all(q <= 3 for _sid, q in per_user)
+    return outcomes
+
+
+def test_hot_item_sql_backend(committed_db, builders):
+    _run(committed_db, None, "sql", builders)
+
+
+@pytest.mark.redis
+def test_hot_item_redis_backend(committed_db, builders, redis_url):
+    client = make_redis(redis_url)
+    try:
+        _run(committed_db, client, "redis", builders)
+    finally:
+        client.close()
+
+
+def _same_shopper(committed_db, redis_client, backend, builders):
+    build_world, make_user = builders
+    db = committed_db
+    with db.session() as s:
+        world = build_world(s, stock=50, per_user_limit=2, backend=backend, with_headers=False)
+        shopper = make_user(s, Role.SHOPPER)
+        s.expunge_all()
+    if redis_client is not None:
+        redis_client.delete(*redis_keys(world.deal_item_id))
+    ctx = orders.Buying(redis_client=redis_client)
+    _acked, outcomes = _hammer(
+        db, ctx, world.deal_item_id, [shopper], attempts_per_thread=4, threads=8
+    )
+    with db.session() as s:
+        held = s.scalar(
+            select(func.sum(OrderLine.quantity))
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(Order.shopper_id == shopper.id, Order.status != "cancelled")
+        )
+        assert held <= 2
+        report = check_item(session=s, deal_item_id=world.deal_item_id, redis_client=redis_client)
+        assert report["ok"], {k: report[k] for k in ("live", "expected", "details")}
+    assert outcomes["per_user_limit"] > 0
+
+
+def test_one_shopper_in_parallel_sql(committed_db, builders):
+    _same_shopper(committed_db, None, "sql", builders)
+
+
+@pytest.mark.redis
+def test_one_shopper_in_parallel_redis(committed_db, builders, redis_url):
+    client = make_redis(redis_url)
+    try:
+        _same_shopper(committed_db, client, "redis", builders)
+    finally:
+        client.close()
+
+
+@pytest.mark.redis
+def test_redis_rebuild_during_traffic_and_after_data_loss(committed_db, redis_url, builders):
+    """Rebuilding the Redis counters while buyers are active is exact, and after Redis loses
+    its data the reconciliation job restores them from SQL."""
+    from juxing.deals.reconcile import reconcile_redis, repair_item
+
+    build_world, make_user = builders
+    client = make_redis(redis_url)
+    db = committed_db
+    try:
+        with db.session() as s:
+            world = build_world(s, stock=60, per_user_limit=4, backend="redis", with_headers=False)
+            shoppers = [make_user(s, Role.SHOPPER) for _ in range(20)]
+            s.expunge_all()
+        client.delete(*redis_keys(world.deal_item_id))
+        ctx = orders.Buying(redis_client=client)
+        stop = threading.Event()
+        rebuilds = 0
+
+        def rebuilder() -> None:
+            nonlocal rebuilds
+            while not stop.is_set():
+                with db.session() as s:
+                    if repair_item(session=s, deal_item_id=world.deal_item_id, redis_client=client):
+                        rebuilds += 1
+                stop.wait(0.01)
+
+        t = threading.Thread(target=rebuilder)
+        t.start()
+        try:
+            _hammer(
+                db,
+                ctx,
+                world.deal_item_id,
+                shoppers,
+                attempts_per_thread=12,
+                threads=6,
+                pay_ratio=0.5,
+            )
+        finally:
+            stop.set()
+            t.join()
+        assert rebuilds >= 2
+        with db.session() as s:
+            report = check_item(session=s, deal_item_id=world.deal_item_id, redis_client=client)
+            assert report["ok"], {k: report[k] for k in ("live", "expected", "details")}
+        before = report["live"]
+        client.delete(*redis_keys(world.deal_item_id))  # Redis restarted without its data
+        with db.session() as s:
+            stats = reconcile_redis(session=s, redis_client=client)
+        assert stats["rebuilt"] >= 1
+        with db.session() as s:
+            report = check_item(session=s, deal_item_id=world.deal_item_id, redis_client=client)
+        assert report["ok"] and report["live"] == before
+    finally:
+        client.close()
