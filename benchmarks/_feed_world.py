@@ -51,9 +51,18 @@ def world_is_cached(folder: Path) -> dict[str, Any] | None:
 
 
 def build_world(folder: Path, log: Any = print) -> dict[str, Any]:
-    """Create ``folder/juxing.db`` with the world and a trained model; returns its metadata."""
+    """Create ``folder/juxing.db`` with the world and a trained model; returns its metadata.
+
+    The data and the model are two steps: when the data exist already (``world-data.json``),
+    only the model is trained again.
+    """
     from juxing.feed.training import train
 
+    data_meta = folder / "world-data.json"
+    if data_meta.is_file():
+        data = json.loads(data_meta.read_text())
+        if data.get("version") == WORLD_VERSION and data.get("sizes") == SIZES:
+            return _train_and_save(folder, data, train, log)
     folder.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{folder / 'juxing.db'}{suffix}").unlink(missing_ok=True)
@@ -255,14 +264,27 @@ def build_world(folder: Path, log: Any = print) -> dict[str, Any]:
         )
     log(f"world: {s['events']:,} behaviour events")
     _events(db, rng, now, product_cat, post_cat)
-    log(f"world: built in {time.perf_counter() - started:.0f} s; training the model")
-    result = train(db, folder)
     db.dispose()
-    meta = {
+    data = {
         "version": WORLD_VERSION,
         "sizes": SIZES,
         "tokens": tokens,
         "build_seconds": round(time.perf_counter() - started, 1),
+    }
+    data_meta.write_text(json.dumps(data))
+    log(f"world: built in {data['build_seconds']:.0f} s; training the model")
+    return _train_and_save(folder, data, train, log)
+
+
+def _train_and_save(folder: Path, data: dict[str, Any], train: Any, log: Any) -> dict[str, Any]:
+    db = Database(f"sqlite:///{(folder / 'juxing.db').resolve()}")
+    try:
+        result = train(db, folder)
+    finally:
+        db.dispose()
+    log(f"world: model {result.version} trained in {result.train_seconds:.0f} s")
+    meta = {
+        **data,
         "train_seconds": round(result.train_seconds, 1),
         "model_version": result.version,
     }

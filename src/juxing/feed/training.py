@@ -28,7 +28,8 @@ from juxing.recsys.data import Interactions
 from juxing.recsys.pipeline import DEFAULT_MODEL, make_model
 
 # EASE is a dense items x items matrix: serving restricts it to the most frequent items.
-SERVING_PARAMS = {"max_ease_items": 4000}
+# Tuning scores every item for each sampled user (dense): few users keep memory bounded.
+SERVING_PARAMS = {"max_ease_items": 4000, "tune_users": 500}
 Step = Callable[[str, int, int | None], None]
 
 
