@@ -45,8 +45,13 @@ PAID_STATES = (CommissionStatus.PENDING, CommissionStatus.HELD, CommissionStatus
 
 
 def _load_order(session: Session, order_id: int) -> Order:
+    # populate_existing: the deals service moves counters with Core UPDATEs, so objects
+    # already in the session may be stale.
     order = session.scalar(
-        select(Order).where(Order.id == order_id).options(selectinload(Order.lines))
+        select(Order)
+        .where(Order.id == order_id)
+        .options(selectinload(Order.lines))
+        .execution_options(populate_existing=True)
     )
     if order is None:
         raise NotFound("No such order.")
