@@ -22,7 +22,7 @@ from rich.console import Console
 
 from juxing.recsys.commands import report_table
 from juxing.recsys.evaluation import EvalReport
-from juxing.recsys.io import read_seq
+from juxing.recsys.io import attributes_path_for, read_seq, with_item_attributes
 from juxing.recsys.pipeline import evaluate_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +36,18 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--policy", default="longtail")
+    parser.add_argument(
+        "--no-attributes", action="store_true", help="ignore <name>_item2attributes.json"
+    )
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"data file {args.data} is absent", file=sys.stderr)
         return 2
     data, bad = read_seq(args.data)
+    attributes = attributes_path_for(args.data)
+    use_attributes = attributes.is_file() and not args.no_attributes
+    if use_attributes:
+        data = with_item_attributes(data, attributes)
     ks = [10, 20]
     runs: list[list[EvalReport]] = []
     console = Console(width=200)
@@ -56,6 +63,7 @@ def main() -> int:
         "items": data.n_items,
         "malformed_lines": len(bad),
         "repeats": args.repeats,
+        "item_attributes": use_attributes,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

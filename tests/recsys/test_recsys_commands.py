@@ -49,6 +49,16 @@ def test_offline_recs_on_a_seq_file(app, seq_file: Path, tmp_path: Path) -> None
         assert not set(row["items"]) & history[row["user"]]
 
 
+def test_sibling_attribute_file_is_picked_up(app, seq_file: Path, tmp_path: Path) -> None:
+    attrs = {f"i{i}": [i % 7, 10 + i % 3] for i in range(60)}
+    (seq_file.parent / "train_item2attributes.json").write_text(json.dumps(attrs))
+    out = tmp_path / "recs.jsonl"
+    result = runner.invoke(app, ["offline-recs", "--train", str(seq_file), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "item attributes: train_item2attributes.json" in result.output
+    assert len(read_jsonl(out)) == 300
+
+
 def test_offline_recs_with_the_longtail_policy(app, seq_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "recs.jsonl"
     args = ["offline-recs", "--train", str(seq_file), "--k", "5", "--policy", "longtail"]

@@ -133,3 +133,29 @@ def test_item_ids_are_kept_in_the_artifact(tmp_path) -> None:
     loaded = load_model(model.save(tmp_path / "pop"))
     assert loaded.item_ids is not None
     assert loaded.item_ids.tolist() == ["a", "b", "c"]
+
+
+def test_item_attributes_are_used_and_saved(synthetic: Interactions, tmp_path) -> None:
+    import dataclasses
+
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(3)
+    attrs = sp.csr_matrix(
+        (np.ones(120, dtype=np.float32), (np.repeat(np.arange(60), 2), rng.integers(0, 8, 120))),
+        shape=(60, 8),
+    )
+    data = dataclasses.replace(synthetic, item_attributes=attrs)
+    split = leave_one_out(data)
+    model = make_model("transition-ease", attr_weight=0.5, tune=False).fit(split.train)
+    assert model.attributes is not None
+    with_attrs = model.recommend(split.test_histories[:20], k=5).items
+    loaded = load_model(model.save(tmp_path / "te"))
+    np.testing.assert_array_equal(
+        loaded.recommend(split.test_histories[:20], k=5).items, with_attrs
+    )
+    plain = make_model("transition-ease", attr_weight=0.5, tune=False).fit(
+        leave_one_out(synthetic).train
+    )
+    assert plain.attributes is None
+    assert not np.array_equal(plain.recommend(split.test_histories[:20], k=5).items, with_attrs)

@@ -22,7 +22,13 @@ from rich.table import Table
 
 from juxing.recsys.data import Interactions
 from juxing.recsys.evaluation import EvalReport
-from juxing.recsys.io import BadLine, read_seq, read_userbehavior
+from juxing.recsys.io import (
+    BadLine,
+    attributes_path_for,
+    read_seq,
+    read_userbehavior,
+    with_item_attributes,
+)
 from juxing.recsys.pipeline import batch_recommend, evaluate_protocol, fit_for_serving
 from juxing.recsys.policy import POLICIES
 
@@ -43,7 +49,7 @@ def _policy(value: str | None) -> str | None:
     return value
 
 
-def _read(path: Path, fmt: InputFormat) -> Interactions:
+def _read(path: Path, fmt: InputFormat, attributes: Path | None = None) -> Interactions:
     if not path.is_file():
         raise typer.BadParameter(f"{path} is not a file")
     with Progress(
@@ -67,6 +73,14 @@ def _read(path: Path, fmt: InputFormat) -> Interactions:
     if data.n_users == 0:
         console.print(f"[red]{path}: no usable interactions[/red]")
         raise typer.Exit(1)
+    if attributes is None and fmt is InputFormat.seq and attributes_path_for(path).is_file():
+        attributes = attributes_path_for(path)
+    if attributes is not None:
+        try:
+            data = with_item_attributes(data, attributes)
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"cannot read item attributes {attributes}: {exc}") from exc
+        console.print(f"item attributes: {attributes.name}")
     console.print(
         f"{path.name}: {data.n_users:,} users, {data.n_items:,} items, "
         f"{data.n_interactions:,} interactions"
@@ -92,10 +106,18 @@ def offline_recs(
     policy: Annotated[
         str | None, typer.Option("--policy", help="traffic policy: off or longtail")
     ] = None,
+    attributes: Annotated[
+        Path | None,
+        typer.Option(
+            "--attributes",
+            help="optional item -> attribute ids JSON (default: <name>_item2attributes.json "
+            "next to a seq file, when present)",
+        ),
+    ] = None,
 ) -> None:
     """Train the default model and write every user's K best next items (千人千面 feed)."""
     policy_name = _policy(policy)
-    data = _read(train, fmt)
+    data = _read(train, fmt, attributes)
     with console.status("training transition-ease"):
         model = fit_for_serving(data)
     console.print(f"trained {model.name} in {model.train_seconds:.1f}s")
@@ -127,6 +149,14 @@ def eval_command(
     fmt: Annotated[InputFormat, typer.Option("--format")] = InputFormat.seq,
     k: Annotated[str, typer.Option("--k", help="comma-separated cut-offs")] = "10,20",
     policy: Annotated[str | None, typer.Option("--policy")] = "longtail",
+    attributes: Annotated[
+        Path | None,
+        typer.Option(
+            "--attributes",
+            help="optional item -> attribute ids JSON (default: <name>_item2attributes.json "
+            "next to a seq file, when present)",
+        ),
+    ] = None,
 ) -> None:
     """Leave-one-out full-ranking evaluation: our model and three baselines, policy off and on."""
     try:
@@ -136,7 +166,7 @@ def eval_command(
     if not ks or min(ks) < 1:
         raise typer.BadParameter("--k needs at least one positive cut-off")
     policy_name = _policy(policy)
-    data = _read(data_path, fmt)
+    data = _read(data_path, fmt, attributes)
     with console.status("evaluating") as status:
         reports = evaluate_protocol(
             data, ks, policy=policy_name, on_step=lambda s: status.update(s)

@@ -25,6 +25,7 @@ class Interactions:
     timestamps: np.ndarray | None = None
     user_ids: np.ndarray | None = None
     item_ids: np.ndarray | None = None
+    item_attributes: sp.csr_matrix | None = None  # optional side information, items x attributes
 
     def __post_init__(self) -> None:
         if self.indptr.ndim != 1 or self.indptr[0] != 0 or self.indptr[-1] != len(self.items):
@@ -79,6 +80,7 @@ class Interactions:
         *,
         user_ids: np.ndarray | None = None,
         item_ids: np.ndarray | None = None,
+        item_attributes: sp.csr_matrix | None = None,
     ) -> Interactions:
         """Build from a list of item-index sequences (one per user, oldest first)."""
         seqs = [np.asarray(s, dtype=np.int32) for s in sequences]
@@ -88,7 +90,9 @@ class Interactions:
         items = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int32)
         if n_items is None:
             n_items = int(items.max()) + 1 if len(items) else 0
-        return cls(indptr, items.astype(np.int32), n_items, None, user_ids, item_ids)
+        return cls(
+            indptr, items.astype(np.int32), n_items, None, user_ids, item_ids, item_attributes
+        )
 
     def truncate(self, drop_last: int) -> Interactions:
         """Drop each user's last ``drop_last`` items (users keep at least one item)."""
@@ -101,7 +105,13 @@ class Interactions:
         np.cumsum(keep, out=indptr[1:])
         ts = self.timestamps[mask] if self.timestamps is not None else None
         return Interactions(
-            indptr, self.items[mask], self.n_items, ts, self.user_ids, self.item_ids
+            indptr,
+            self.items[mask],
+            self.n_items,
+            ts,
+            self.user_ids,
+            self.item_ids,
+            self.item_attributes,
         )
 
 
@@ -131,7 +141,11 @@ def leave_one_out(data: Interactions) -> LeaveOneOutSplit:
     if short.any():
         seqs = [data.history(u) if short[u] else train.history(u) for u in range(data.n_users)]
         train = Interactions.from_sequences(
-            seqs, data.n_items, user_ids=data.user_ids, item_ids=data.item_ids
+            seqs,
+            data.n_items,
+            user_ids=data.user_ids,
+            item_ids=data.item_ids,
+            item_attributes=data.item_attributes,
         )
     hists = [data.history(int(u)) for u in eval_users]
     return LeaveOneOutSplit(

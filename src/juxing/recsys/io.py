@@ -8,11 +8,14 @@ full data set never exists as per-row Python objects.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from juxing.recsys.data import Interactions
 
@@ -72,6 +75,37 @@ def read_seq(
         item_ids.astype(str),
     )
     return data, bad
+
+
+def attributes_path_for(path: str | Path) -> Path:
+    """The S3-Rec convention: ``Beauty.txt`` -> ``Beauty_item2attributes.json`` next to it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_item2attributes.json")
+
+
+def with_item_attributes(data: Interactions, path: str | Path) -> Interactions:
+    """Attach ``{"item id": [attribute id, ...]}`` JSON side information (unknown items ignored)."""
+    raw = json.loads(Path(path).read_text())
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object of item id -> attribute ids")
+    ids = data.item_ids if data.item_ids is not None else np.arange(data.n_items).astype(str)
+    index = {str(item): i for i, item in enumerate(ids.tolist())}
+    attr_index: dict[str, int] = {}
+    rows, cols = [], []
+    for item, attrs in raw.items():
+        row = index.get(str(item))
+        if row is None or not isinstance(attrs, list):
+            continue
+        for a in attrs:
+            rows.append(row)
+            cols.append(attr_index.setdefault(str(a), len(attr_index)))
+    matrix = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+        shape=(data.n_items, max(len(attr_index), 1)),
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return dataclasses.replace(data, item_attributes=matrix)
 
 
 def _blocks(path: str | Path, block_lines: int) -> Iterator[tuple[int, list[bytes]]]:

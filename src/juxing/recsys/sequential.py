@@ -52,6 +52,9 @@ class TransitionEASERecommender(Recommender):
         "ease_decay": 0.5,  # history recency decay for the EASE part
         "ease_weight": 0.5,  # blend weights (the transition part has weight 1)
         "pop_weight": 0.01,
+        "attr_weight": 0.3,  # item attributes (when the data has them): weight ...
+        "attr_decay": 0.3,  # ... recency decay ...
+        "attr_len": 3,  # ... and how many recent items are matched on attributes
         "tune": True,  # choose decays / weights on the validation target when given one
         "tune_users": 4000,  # validation users sampled for tuning
         "seed": 0,
@@ -79,6 +82,7 @@ class TransitionEASERecommender(Recommender):
             float(p["ridge_decay"]),
             int(p["ridge_len"]),
         )
+        self.attributes = _attribute_embedding(data.item_attributes, data.n_items)
         if validation is not None and p["tune"]:
             self.params.update(self._tune(validation))
 
@@ -94,13 +98,16 @@ class TransitionEASERecommender(Recommender):
         ease = {ed: self._ease_part(hs, ed) for ed in (0.3, 0.6, 1.0)}
         ridge = self._ridge_part(hs)
         pop = float(self.params["pop_weight"]) * self.popularity
+        attr = self._attribute_part(hs)
         grid = {
             "ease_weight": (0.0, 0.3, 0.6, 1.0, 2.0),
             "trans_weight": (0.0, 0.3, 1.0),
             "ease_decay": tuple(ease),
             "trans_decay": tuple(trans),
+            "attr_weight": (0.0, 0.15, 0.3, 0.6) if attr is not None else (0.0,),
         }
         current = {key: self.params[key] for key in grid}
+        current["attr_weight"] = current["attr_weight"] if attr is not None else 0.0
         current["ease_decay"] = 0.6 if current["ease_decay"] not in ease else current["ease_decay"]
         current["trans_decay"] = (
             0.1 if current["trans_decay"] not in trans else current["trans_decay"]
@@ -109,6 +116,8 @@ class TransitionEASERecommender(Recommender):
         def objective(c: dict[str, float]) -> float:
             s = ridge + c["trans_weight"] * trans[c["trans_decay"]]
             s = s + c["ease_weight"] * ease[c["ease_decay"]] + pop
+            if attr is not None and c["attr_weight"]:
+                s = s + c["attr_weight"] * attr
             return _ndcg_at(s, hs, ts, 10)
 
         best = objective(current)
@@ -146,6 +155,18 @@ class TransitionEASERecommender(Recommender):
         )
         return self._dense_part(q, self.ridge)
 
+    def _attribute_part(self, histories: Sequence[History]) -> np.ndarray | None:
+        """Attribute (brand / category) overlap of every item with the last few history items."""
+        if self.attributes is None:
+            return None
+        p = self.params
+        q = histories_to_csr(
+            histories, self.n_items, float(p["attr_decay"]), max_len=int(p["attr_len"])
+        )
+        profile = np.asarray((q @ self.attributes).toarray(), dtype=np.float32)
+        s = np.asarray((self.attributes @ profile.T).T, dtype=np.float32)
+        return _row_normalise(np.ascontiguousarray(s))
+
     def score(self, histories: Sequence[History]) -> np.ndarray:
         p = self.params
         s = float(p["pop_weight"]) * np.broadcast_to(
@@ -160,6 +181,10 @@ class TransitionEASERecommender(Recommender):
             )
         if p["ease_weight"]:
             s += float(p["ease_weight"]) * self._ease_part(histories, float(p["ease_decay"]))
+        if p["attr_weight"] and self.attributes is not None:
+            attr = self._attribute_part(histories)
+            assert attr is not None
+            s += float(p["attr_weight"]) * attr
         return s
 
     # --- artifacts ----------------------------------------------------------------------------
@@ -173,7 +198,7 @@ class TransitionEASERecommender(Recommender):
             "ease_items": self.ease_items,
             "ease": self.ease,
             "ridge": self.ridge,
-        }
+        } | _sparse_state("attr", self.attributes)
 
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.popularity = arrays["popularity"]
@@ -184,6 +209,34 @@ class TransitionEASERecommender(Recommender):
         self.ease_items = arrays["ease_items"]
         self.ease = arrays["ease"]
         self.ridge = arrays["ridge"]
+        self.attributes = None
+        if "attr_indptr" in arrays:
+            self.attributes = sp.csr_matrix(
+                (arrays["attr_data"], arrays["attr_indices"], arrays["attr_indptr"]),
+                shape=tuple(arrays["attr_shape"]),
+            )
+
+
+def _sparse_state(prefix: str, m: sp.csr_matrix | None) -> dict[str, np.ndarray]:
+    if m is None:
+        return {}
+    return {
+        f"{prefix}_indptr": m.indptr,
+        f"{prefix}_indices": m.indices,
+        f"{prefix}_data": m.data,
+        f"{prefix}_shape": np.array(m.shape),
+    }
+
+
+def _attribute_embedding(attributes: sp.csr_matrix | None, n_items: int) -> sp.csr_matrix | None:
+    """TF-IDF weighted, L2-normalised item x attribute rows (None without attributes)."""
+    if attributes is None or attributes.nnz == 0:
+        return None
+    a = sp.csr_matrix(attributes, dtype=np.float32)
+    df = np.asarray((a > 0).sum(axis=0)).ravel()
+    a = a @ sp.diags(np.log((n_items + 1) / (df + 1)).astype(np.float32))
+    norms = np.sqrt(np.asarray(a.multiply(a).sum(axis=1)).ravel())
+    return (sp.diags(1.0 / np.maximum(norms, 1e-9)) @ a).tocsr().astype(np.float32)
 
 
 def _next_item_ridge(
