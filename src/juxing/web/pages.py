@@ -125,9 +125,14 @@ def home_path(user: User | Viewer | None) -> str:
 
 def nav_for(user: Viewer | None) -> list[tuple[str, str]]:
     """The navigation of ``user``'s roles as (path, English label)."""
-    items: list[tuple[str, str]] = [("/", N_("For you"))]
+    items: list[tuple[str, str]] = [
+        ("/", N_("For you")),
+        ("/festival", N_("Festival")),
+        ("/search", N_("Search")),
+    ]
     if user is None:
         return items
+    items += [("/orders", N_("Orders")), ("/inbox", N_("Inbox"))]
     if user.has_role(Role.CREATOR):
         items.append(("/studio", N_("Studio")))
     if user.has_role(Role.MERCHANT):

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import logging
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from juxing.web.pages import HERE, install_page_errors
-
-log = logging.getLogger("juxing.web")
 
 # Page modules, each with a ``router``: the shell first, then one module per role.
 PAGE_MODULES: tuple[str, ...] = (
@@ -25,14 +22,7 @@ PAGE_MODULES: tuple[str, ...] = (
 def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for name in PAGE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            # A domain service this role's pages call is not installed in this build: serve
-            # the other roles' pages and say so, rather than refusing to start.
-            if not (exc.name or "").startswith("juxing."):
-                raise
-            log.warning("web pages %s are off: %s is missing", name, exc.name)
-            continue
-        app.include_router(module.router)
+        # Every domain has landed: a page module that does not import is a bug, and the app
+        # refuses to start rather than serve a UI with a role missing.
+        app.include_router(importlib.import_module(name).router)
     install_page_errors(app)

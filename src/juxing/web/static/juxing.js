@@ -54,26 +54,74 @@
     });
   }
 
+  /* A live room: server-sent events from /api/v1/live-rooms/{id}/events. ``snapshot`` is the
+     whole room, ``pin``/``status`` the pinned product and status, ``tick`` viewers and stock. */
   function liveRooms(root) {
     (root || document).querySelectorAll("[data-live-stream]").forEach(function (el) {
       if (el.dataset.connected || typeof window.EventSource === "undefined") return;
       el.dataset.connected = "1";
+      var revision = Number(el.getAttribute("data-revision") || 0);
       var source = new EventSource(el.getAttribute("data-live-stream"));
-      var list = el.querySelector(".live-events");
-      var viewers = el.querySelector(".live-viewers");
-      source.onmessage = function (event) {
-        var data;
-        try { data = JSON.parse(event.data); } catch (e) { return; }
-        if (viewers && data.viewers !== undefined) viewers.textContent = data.viewers;
-        if (list && data.text) {
-          var li = document.createElement("li");
-          li.textContent = data.text;
-          list.insertBefore(li, list.firstChild);
-          while (list.children.length > 30) list.removeChild(list.lastChild);
-        }
-      };
-      ["comment", "product", "stats", "message"].forEach(function (name) {
-        source.addEventListener(name, source.onmessage);
+      function text(sel, value) {
+        el.querySelectorAll(sel).forEach(function (n) { n.textContent = value; });
+      }
+      function setViewers(n) { if (n !== undefined && n !== null) text(".live-viewers", String(n)); }
+      function setStatus(status) {
+        if (!status) return;
+        var badge = el.querySelector(".live-status");
+        if (badge) badge.setAttribute("data-status", status);
+        text(".live-status-text", el.getAttribute("data-label-" + status) || status);
+        el.setAttribute("data-room-status", status);
+      }
+      function setPinned(id, title) {
+        el.querySelectorAll("[data-room-item]").forEach(function (n) {
+          n.classList.toggle("is-pinned", String(id) === n.getAttribute("data-room-item"));
+        });
+        var out = el.querySelector(".pinned-title");
+        if (out) out.textContent = title || el.getAttribute("data-label-none") || "";
+        el.setAttribute("data-pinned", id === null || id === undefined ? "" : String(id));
+      }
+      function setStock(items) {
+        (items || []).forEach(function (item) {
+          var box = el.querySelector('[data-room-item="' + item.id + '"]');
+          if (!box) return;
+          var left = box.querySelector(".stock-left");
+          var tpl = el.getAttribute("data-label-left") || "{n} left";
+          if (left && item.stock_left !== null && item.stock_left !== undefined) {
+            left.textContent = tpl.replace("{n}", item.stock_left);
+          }
+          box.classList.toggle("is-sold-out", !!item.sold_out);
+        });
+      }
+      function parse(event) {
+        try { return JSON.parse(event.data); } catch (e) { return null; }
+      }
+      source.addEventListener("snapshot", function (event) {
+        var room = parse(event);
+        if (!room) return;
+        revision = Number(room.revision || revision);
+        setViewers(room.viewers);
+        setStatus(room.status);
+        var pinned = (room.items || []).filter(function (i) { return i.id === room.pinned_item_id; })[0];
+        setPinned(room.pinned_item_id, pinned ? pinned.title : null);
+        setStock(room.items);
+        el.setAttribute("data-connected-live", "1");
+      });
+      ["pin", "status"].forEach(function (name) {
+        source.addEventListener(name, function (event) {
+          var data = parse(event);
+          if (!data) return;
+          if (event.lastEventId && Number(event.lastEventId) <= revision) return;
+          revision = Number(data.revision || event.lastEventId || revision);
+          setStatus(data.status);
+          setPinned(data.pinned_item_id, data.pinned ? data.pinned.title : null);
+        });
+      });
+      source.addEventListener("tick", function (event) {
+        var data = parse(event);
+        if (!data) return;
+        setViewers(data.viewers);
+        setStock(data.items);
       });
     });
   }
