@@ -26,6 +26,7 @@ DEMO_PASSWORD = "juxing-demo"  # noqa: S105 (demo world only)
 # Modules with a ``seed(ctx)`` function, run in this order after the accounts are made.
 SEEDERS: tuple[str, ...] = (
     "juxing.content.demo",  # issue 4: content; after the deals seeder
+    "juxing.commission.demo",  # issue 6: commission; after deals and content
     "juxing.feed.demo",  # issue 5: feed; keep it after the deals and content seeders
 )
 
