@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from juxing.analytics import rollups
 from juxing.kit.errors import NotFound
 from juxing.kit.time import ensure_utc
 from juxing.models.analytics import MetricRollup
@@ -27,7 +28,18 @@ from juxing.models.deals import Campaign, DealItem
 LONG_TAIL_TIERS = ("new", "growing")
 
 
-def _rows(
+Row = tuple[str, int, datetime, str, int]
+
+# Windows longer than this read whole days from the day rollups and chart one point per day.
+DAILY_FROM = timedelta(days=3)
+
+
+def _ceil_hour(t: datetime) -> datetime:
+    hour = rollups.floor_hour(t)
+    return hour if hour == ensure_utc(t) else hour + rollups.HOUR
+
+
+def _fetch(
     session: Session,
     *,
     scope: str,
@@ -36,7 +48,7 @@ def _rows(
     metrics: Sequence[str],
     start: datetime,
     end: datetime,
-) -> list[tuple[str, int, datetime, str, int]]:
+) -> list[Row]:
     q = select(
         MetricRollup.metric,
         MetricRollup.scope_id,
@@ -55,9 +67,40 @@ def _rows(
     return [(m, int(s), ensure_utc(b), d, int(v)) for m, s, b, d, v in session.execute(q)]
 
 
-def _series(
-    rows: Sequence[tuple[str, int, datetime, str, int]], metrics: Sequence[str]
-) -> list[dict[str, Any]]:
+def _rows(
+    session: Session,
+    *,
+    scope: str,
+    scope_id: int | None,
+    grain: str,
+    metrics: Sequence[str],
+    start: datetime,
+    end: datetime,
+) -> list[Row]:
+    """Rollup rows of the buckets starting in ``[start, end)``.
+
+    For hour figures over a long window, the whole days come from the day rollups (one row
+    per day instead of 24) and only the partial days at either end from the hour rollups;
+    those rows then carry their day's start as bucket, so series are daily.
+    """
+    args: dict[str, Any] = {"scope": scope, "scope_id": scope_id, "metrics": metrics}
+    if grain != "h" or end - start <= DAILY_FROM:
+        return _fetch(session, grain=grain, start=start, end=end, **args)
+    h0, h1 = _ceil_hour(start), _ceil_hour(end)
+    d0, d1 = rollups.ceil_day(h0), rollups.floor_day(h1)
+    rows = _fetch(session, grain="d", start=d0, end=d1, **args)
+    edges = _fetch(session, grain="h", start=h0, end=d0, **args)
+    edges += _fetch(session, grain="h", start=d1, end=h1, **args)
+    rows += [(m, s, rollups.floor_day(b), d, v) for m, s, b, d, v in edges]
+    return rows
+
+
+def series_grain(start: datetime, end: datetime) -> str:
+    """``d`` when a window's series is daily, else ``h``."""
+    return "d" if end - start > DAILY_FROM else "h"
+
+
+def _series(rows: Sequence[Row], metrics: Sequence[str]) -> list[dict[str, Any]]:
     by_bucket: dict[datetime, dict[str, Any]] = {}
     for metric, _sid, bucket, _dim, value in rows:
         if metric in metrics:
@@ -68,16 +111,14 @@ def _series(
     return [by_bucket[b] for b in sorted(by_bucket)]
 
 
-def _totals(rows: Sequence[tuple[str, int, datetime, str, int]]) -> dict[str, int]:
+def _totals(rows: Sequence[Row]) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
     for metric, _sid, _b, dim, value in rows:
         out[metric if not dim else f"{metric}:{dim}"] += value
     return out
 
 
-def _breakdown(
-    rows: Sequence[tuple[str, int, datetime, str, int]], metric: str, key: str
-) -> list[dict[str, Any]]:
+def _breakdown(rows: Sequence[Row], metric: str, key: str) -> list[dict[str, Any]]:
     sums: dict[str, int] = defaultdict(int)
     for m, _sid, _b, dim, value in rows:
         if m == metric:
@@ -119,7 +160,11 @@ def creator_dashboard(
     )
     clicks_by_post = {r["post_id"]: r["value"] for r in _breakdown(rows, "clicks_post", "post_id")}
     return {
-        "window": {"start": start.isoformat(), "end": end.isoformat()},
+        "window": {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "grain": series_grain(start, end),
+        },
         "totals": {
             "clicks": t["clicks"],
             "orders": t["orders"],
@@ -207,7 +252,11 @@ def merchant_dashboard(
         .order_by(DealItem.id)
     ).all()
     return {
-        "window": {"start": start.isoformat(), "end": end.isoformat()},
+        "window": {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "grain": series_grain(start, end),
+        },
         "totals": {
             "gmv_minor": t["gmv"],
             "paid_orders": t["paid_orders"],

@@ -38,6 +38,7 @@ from juxing.models.feed import FeedImpression
 from juxing.models.orders import Order, OrderLine, Refund
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 RECENT = timedelta(hours=3)
 
 
@@ -45,18 +46,30 @@ def floor_hour(t: datetime) -> datetime:
     return ensure_utc(t).replace(minute=0, second=0, microsecond=0)
 
 
+def floor_day(t: datetime) -> datetime:
+    return ensure_utc(t).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ceil_day(t: datetime) -> datetime:
+    day = floor_day(t)
+    return day if day == ensure_utc(t) else day + DAY
+
+
+UNITS = {"d": "day", "h": "hour", "m": "minute"}
+SQLITE_FORMATS = {
+    "d": "%Y-%m-%d 00:00:00.000000",
+    "h": "%Y-%m-%d %H:00:00.000000",
+    "m": "%Y-%m-%d %H:%M:00.000000",
+}
+
+
 def trunc(session: Session, col: Any, grain: str) -> ColumnElement[Any]:
-    """The start of ``col``'s hour (``h``) or minute (``m``), as the database computes it."""
+    """The start of ``col``'s day, hour or minute (``grain`` d/h/m), computed by the database
+    in UTC and in the form the column type stores (so it compares with bound datetimes)."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.date_trunc("hour" if grain == "h" else "minute", col)
-    fmt = "%Y-%m-%d %H:00:00" if grain == "h" else "%Y-%m-%d %H:%M:00"
-    return func.strftime(fmt, col)
-
-
-def _as_dt(v: Any) -> datetime:
-    if isinstance(v, str):
-        v = datetime.fromisoformat(v)
-    return ensure_utc(v)
+        utc = col.op("AT TIME ZONE")(literal("UTC"))
+        return func.date_trunc(UNITS[grain], utc).op("AT TIME ZONE")(literal("UTC"))
+    return func.strftime(SQLITE_FORMATS[grain], col)
 
 
 def _dim(col: Any) -> ColumnElement[Any]:
@@ -270,38 +283,85 @@ def _metric_queries(
 
 
 def refresh(session: Session, *, start: datetime, end: datetime, minutes: bool = True) -> int:
-    """Recompute all rollups for hour buckets in ``[start, end)`` (minutes too, when asked)."""
+    """Recompute all rollups for hour buckets in ``[start, end)`` (minutes too, when asked),
+    then the day rollups of the days those hours touch; returns the rows written.
+
+    Each metric is one ``INSERT ... SELECT ... GROUP BY`` run by the database, so a backfill
+    over months never moves source rows through Python.
+    """
     start, end = floor_hour(start), floor_hour(end - timedelta(microseconds=1)) + HOUR
     written = 0
     for grain in ("h", "m") if minutes else ("h",):
-        session.execute(
-            delete(MetricRollup).where(
-                MetricRollup.grain == grain, MetricRollup.bucket >= start, MetricRollup.bucket < end
-            )
-        )
-        for scope, metric, query in _metric_queries(session, start, end, grain):
-            rows = [
-                {
-                    "scope": scope,
-                    "scope_id": int(sid),
-                    "grain": grain,
-                    "metric": metric,
-                    "bucket": _as_dt(bucket),
-                    "dim": str(dim)[:40],
-                    "value": int(value or 0),
-                }
-                for sid, bucket, dim, value in session.execute(query)
-                if sid is not None
-            ]
-            for i in range(0, len(rows), 5000):
-                session.execute(insert(MetricRollup), rows[i : i + 5000])
-            written += len(rows)
+        written += _replace(session, grain, start, end, _metric_queries(session, start, end, grain))
+    written += refresh_days(session, start=start, end=end)
     mark = session.get(RollupWatermark, "dashboards")
     if mark is None:
         session.add(RollupWatermark(name="dashboards", through=end, note=f"{written} rows"))
     elif mark.through < end:
         mark.through = end
         mark.note = f"{written} rows"
+    return written
+
+
+def refresh_days(session: Session, *, start: datetime, end: datetime) -> int:
+    """Rebuild the day rollups of the days overlapping ``[start, end)`` from the hour rollups."""
+    d0, d1 = floor_day(start), ceil_day(end)
+    day = trunc(session, MetricRollup.bucket, "d")
+    query = (
+        select(
+            MetricRollup.scope,
+            MetricRollup.metric,
+            MetricRollup.scope_id,
+            day,
+            MetricRollup.dim,
+            func.sum(MetricRollup.value),
+        )
+        .where(MetricRollup.grain == "h", MetricRollup.bucket >= d0, MetricRollup.bucket < d1)
+        .group_by(
+            MetricRollup.scope, MetricRollup.metric, MetricRollup.scope_id, day, MetricRollup.dim
+        )
+    )
+    session.execute(
+        delete(MetricRollup).where(
+            MetricRollup.grain == "d", MetricRollup.bucket >= d0, MetricRollup.bucket < d1
+        )
+    )
+    cols = ["scope", "metric", "scope_id", "bucket", "dim", "value"]
+    sub = query.subquery()
+    stmt = insert(MetricRollup).from_select([*cols, "grain"], select(*sub.c, literal("d", String)))
+    return max(session.execute(stmt).rowcount or 0, 0)
+
+
+def _replace(
+    session: Session,
+    grain: str,
+    start: datetime,
+    end: datetime,
+    queries: Iterable[tuple[str, str, Select[Any]]],
+) -> int:
+    """Delete the ``grain`` rows of ``[start, end)`` and insert each query's rows instead."""
+    session.execute(
+        delete(MetricRollup).where(
+            MetricRollup.grain == grain, MetricRollup.bucket >= start, MetricRollup.bucket < end
+        )
+    )
+    written = 0
+    for scope, metric, query in queries:
+        sub = query.subquery()
+        sid, bucket, dim, value = sub.c
+        rows = select(
+            literal(scope, String),
+            literal(metric, String),
+            literal(grain, String),
+            sid,
+            bucket,
+            func.substr(cast(dim, String), 1, 40),
+            func.coalesce(value, 0),
+        ).where(sid.is_not(None))
+        stmt = insert(MetricRollup).from_select(
+            ["scope", "metric", "grain", "scope_id", "bucket", "dim", "value"], rows
+        )
+        written += max(session.execute(stmt).rowcount or 0, 0)
     return written
 
 
