@@ -234,7 +234,7 @@ def run(url: str, n_orders: int, seed: int) -> dict[str, object]:
     t0 = time.perf_counter()
     world = generate(db, n_orders, random.Random(seed))
     gen_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     attributed = transactions = 0
     for lo in range(1, n_orders + 1, CHUNK):
         with db.session() as session:
@@ -243,12 +243,12 @@ def run(url: str, n_orders: int, seed: int) -> dict[str, object]:
             )
             attributed += res.attributed
             transactions += res.transactions
-    post_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    post_s, post_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     with db.session(write=False) as session:
         found, entries = run_checks(session)
         total = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)))
-    check_s = time.perf_counter() - t0
+    check_s, check_cpu = time.perf_counter() - t0, time.process_time() - c0
     db.dispose()
     return {
         "backend": "sqlite" if url.startswith("sqlite") else "postgresql",
@@ -260,7 +260,9 @@ def run(url: str, n_orders: int, seed: int) -> dict[str, object]:
         "generate_s": round(gen_s, 1),
         "batch_s": round(post_s, 1),
         "orders_per_s": round(n_orders / post_s),
+        "batch_cpu_s": round(post_cpu, 1),
         "check_s": round(check_s, 1),
+        "check_cpu_s": round(check_cpu, 1),
         "discrepancies": len(found),
         "ledger_sum": int(total or 0),
     }
@@ -296,10 +298,13 @@ def main() -> None:
     for r in results:
         print(" | ".join(f"{r[c]!s:>16}" for c in cols))
     cpus = os.cpu_count()
-    print(f"machine: {platform.machine()} {cpus} cores, shared with other engineers' work")
+    load = os.getloadavg()[0]
+    print(f"machine: {platform.machine()} {cpus} cores, shared (load average {load:.1f});")
+    print("batch_cpu_s is this process's CPU time (on SQLite it includes the database work)")
     summary = {
         "benchmark": "ledger",
         "machine": f"{platform.machine()}, {cpus} cores (shared)",
+        "load_average": round(os.getloadavg()[0], 1),
         "python": sys.version.split()[0],
         "git": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
