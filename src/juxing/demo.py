@@ -28,6 +28,7 @@ SEEDERS: tuple[str, ...] = (
     "juxing.content.demo",  # issue 4: content; after the deals seeder
     "juxing.commission.demo",  # issue 6: commission; after deals and content
     "juxing.feed.demo",  # issue 5: feed; keep it after the deals and content seeders
+    "juxing.marketplace.demo",  # issue 7: marketplace, segments, rollups; keep it last
 )
 
 SHOPPER_NAMES = [
