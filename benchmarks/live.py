@@ -192,6 +192,15 @@ async def run_config(bases: list[str], token: str, room_id: int, item_ids: list[
     }
 
 
+def _run(coro):  # type: ignore[no-untyped-def]
+    """uvloop for the 1,000 client connections when it is installed (uvicorn uses it too)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--viewers", type=int, default=1000)
@@ -211,7 +220,7 @@ def main() -> None:
         token, room_id, item_ids = seed(url)
         procs = [start_server(data_dir, url, redis_url) for _ in range(n_servers)]
         try:
-            m = asyncio.run(
+            m = _run(
                 run_config(
                     [b for _p, b in procs], token, room_id, item_ids, args.viewers, args.rounds
                 )

@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         finally:
             if stop_jobs is not None:
                 stop_jobs()
+            if getattr(app.state, "content_live_hub", None) is not None:  # issue 4: content
+                await app.state.content_live_hub.close()  # issue 4: live-room streams
             if app.state.redis is not None:
                 app.state.redis.close()
             if owns_db:

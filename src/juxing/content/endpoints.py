@@ -410,7 +410,7 @@ def list_rooms(  # type: ignore[no-untyped-def]
 @router.get("/live-rooms/{room_id}", response_model=LiveRoomOut)
 def get_room(room_id: int, request: Request, session: DbSession):  # type: ignore[no-untyped-def]
     room = service.load_room(session, room_id)
-    return views.room_out(session, room, viewers=_hub(request).local_viewers(room_id))
+    return views.room_out(session, room, viewers=_hub(request).cached_viewers(room_id))
 
 
 @router.post("/live-rooms/{room_id}/start", response_model=LiveRoomOut)
@@ -476,7 +476,7 @@ async def room_events(room_id: int, request: Request) -> StreamingResponse:
     # ignore events whose id is not above the snapshot's revision.
     queue = await hub.subscribe(room_id)
     try:
-        first = await run_in_threadpool(_snapshot, db, room_id, await hub.viewers(room_id))
+        first = await run_in_threadpool(_snapshot, db, room_id, hub.cached_viewers(room_id))
     except BaseException:
         await hub.unsubscribe(room_id, queue)
         raise

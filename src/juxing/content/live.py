@@ -4,12 +4,13 @@ Every viewer holds one ``GET /api/v1/live-rooms/{id}/events`` stream. A change (
 end) is published once per room after its transaction commits:
 
 - with Redis configured, to the channel ``juxing:live:{room_id}``; every API process listens
-  (one pattern subscription per process) and hands the message to its own viewers, so any
-  number of ``juxing serve`` processes fan out the same events;
+  (one pattern subscription per process, read by a daemon thread) and hands the message to
+  its own viewers, so any number of ``juxing serve`` processes fan out the same events;
 - without Redis (the embedded single process), straight to the local viewers.
 
 A per-room ticker in each process sends viewer counts and stock left every few seconds while it
-has viewers (one database query per room per tick, not per viewer).
+has viewers (one database query per room per tick, not per viewer). With Redis, each process
+reports its viewer count in a hash so the count covers every process.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import socket
+import threading
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 
@@ -33,6 +37,7 @@ CHANNEL_PREFIX = "juxing:live:"
 VIEWERS_KEY = "juxing:live-viewers:"
 KEEPALIVE_S = 15.0
 TICK_S = 2.0
+VIEWERS_FRESH_S = 10.0
 QUEUE_MAX = 256
 
 StockProbe = Callable[[int], dict[str, Any] | None]
@@ -53,14 +58,16 @@ class LiveHub:
         self.stock_probe = stock_probe
         self._rooms: dict[int, set[asyncio.Queue[bytes | None]]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._listener: asyncio.Task[None] | None = None
         self._tickers: dict[int, asyncio.Task[None]] = {}
         self._last_tick: dict[int, bytes] = {}
-        self._sync_redis: redis.Redis | None = (
+        self._viewer_cache: dict[int, int] = {}
+        self._redis: redis.Redis | None = (
             redis.Redis.from_url(redis_url, socket_timeout=5) if redis_url else None
         )
-        self._aredis: aioredis.Redis | None = None
-        self._listening = asyncio.Event() if redis_url else None
+        self._pubsub: Any = None
+        self._listener: Any = None  # redis PubSubWorkerThread
+        self._listener_lock = threading.Lock()
+        self._process_key = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     # -- viewers ---------------------------------------------------------------------
 
@@ -69,10 +76,8 @@ class LiveHub:
         self._loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_MAX)
         self._rooms[room_id].add(queue)
-        if self.redis_url:
-            await self._ensure_listener()
-            assert self._aredis is not None
-            await self._aredis.incr(VIEWERS_KEY + str(room_id))
+        if self._redis is not None and self._listener is None:
+            await asyncio.to_thread(self._start_listener)
         if room_id not in self._tickers:
             self._tickers[room_id] = asyncio.create_task(self._tick(room_id))
         return queue
@@ -86,19 +91,43 @@ class LiveHub:
                 ticker = self._tickers.pop(room_id, None)
                 if ticker is not None:
                     ticker.cancel()
-        if self._aredis is not None:
-            with contextlib.suppress(redis.RedisError):
-                await self._aredis.decr(VIEWERS_KEY + str(room_id))
+        if not self._rooms and self._listener is not None:
+            # Nobody watches anything here: let go of the subscription (it comes back with
+            # the next viewer).
+            await asyncio.to_thread(self._stop_listener)
 
     def local_viewers(self, room_id: int) -> int:
         return len(self._rooms.get(room_id, ()))
 
-    async def viewers(self, room_id: int) -> int:
-        """Viewers of the room across every process (this process alone without Redis)."""
-        if self._aredis is not None:
-            value = await self._aredis.get(VIEWERS_KEY + str(room_id))
-            return max(0, int(value or 0))
-        return self.local_viewers(room_id)
+    def cached_viewers(self, room_id: int) -> int:
+        """The last count the ticker saw (no I/O), or this process's own viewers."""
+        return self._viewer_cache.get(room_id, self.local_viewers(room_id))
+
+    def count_viewers(self, room_id: int) -> int:
+        """Viewers of the room across every process (this process alone without Redis).
+
+        With Redis, each process reports its own count in a hash every tick; counts older
+        than ``VIEWERS_FRESH_S`` (a process that died) are ignored. Blocking: call in a thread.
+        """
+        local = self.local_viewers(room_id)
+        if self._redis is None:
+            return local
+        key = VIEWERS_KEY + str(room_id)
+        now = time.time()
+        try:
+            pipe = self._redis.pipeline()
+            pipe.hset(key, self._process_key, f"{local}:{now:.0f}")
+            pipe.expire(key, int(VIEWERS_FRESH_S * 3))
+            pipe.hvals(key)
+            entries = pipe.execute()[-1]
+        except redis.RedisError:
+            return local
+        total = 0
+        for entry in entries:
+            count, _, seen = entry.decode().partition(":")
+            if now - float(seen or 0) <= VIEWERS_FRESH_S:
+                total += int(count)
+        return total
 
     # -- publishing ------------------------------------------------------------------
 
@@ -107,8 +136,8 @@ class LiveHub:
 
         Safe to call from any thread (endpoints run in a thread pool)."""
         payload = encode(event, data, event_id)
-        if self._sync_redis is not None:
-            self._sync_redis.publish(CHANNEL_PREFIX + str(room_id), payload)
+        if self._redis is not None:
+            self._redis.publish(CHANNEL_PREFIX + str(room_id), payload)
             return
         self._deliver_threadsafe(room_id, payload)
 
@@ -123,7 +152,8 @@ class LiveHub:
         if running is loop:
             self._deliver(room_id, payload)
         else:
-            loop.call_soon_threadsafe(self._deliver, room_id, payload)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._deliver, room_id, payload)
 
     def _deliver(self, room_id: int, payload: bytes | None) -> None:
         for queue in list(self._rooms.get(room_id, ())):
@@ -135,30 +165,40 @@ class LiveHub:
                     queue.get_nowait()
                 queue.put_nowait(None)
 
-    async def _ensure_listener(self) -> None:
-        if self._listener is None or self._listener.done():
-            assert self.redis_url is not None and self._listening is not None
-            self._aredis = aioredis.Redis.from_url(self.redis_url)
-            self._listening.clear()
-            self._listener = asyncio.create_task(self._listen())
-        assert self._listening is not None
-        await self._listening.wait()
-
-    async def _listen(self) -> None:
-        assert self._aredis is not None and self._listening is not None
-        pubsub = self._aredis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.psubscribe(CHANNEL_PREFIX + "*")
-        self._listening.set()
+    def _on_message(self, message: dict[str, Any]) -> None:
+        channel = message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
         try:
-            async for message in pubsub.listen():
-                if message.get("type") != "pmessage":
-                    continue
-                channel = message["channel"].decode()
-                with contextlib.suppress(ValueError):
-                    self._deliver(int(channel.removeprefix(CHANNEL_PREFIX)), message["data"])
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
+            room_id = int(channel.removeprefix(CHANNEL_PREFIX))
+        except ValueError:
+            return
+        self._deliver_threadsafe(room_id, message["data"])
+
+    def _start_listener(self) -> None:
+        with self._listener_lock:
+            if self._listener is not None or self._redis is None:
+                return
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub.psubscribe(**{CHANNEL_PREFIX + "*": self._on_message})
+            # Wait for the subscription to be confirmed, so no event published after the
+            # first viewer's snapshot is missed.
+            deadline = time.monotonic() + 5
+            while not pubsub.subscribed and time.monotonic() < deadline:
+                pubsub.get_message(timeout=0.05)
+            self._pubsub = pubsub
+            self._listener = pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+
+    def _stop_listener(self) -> None:
+        with self._listener_lock:
+            listener, pubsub = self._listener, self._pubsub
+            self._listener, self._pubsub = None, None
+        if listener is not None:
+            listener.stop()
+            listener.join(timeout=5)
+        if pubsub is not None:
+            with contextlib.suppress(redis.RedisError):
+                pubsub.close()
 
     # -- periodic viewer count and stock ---------------------------------------------
 
@@ -166,7 +206,9 @@ class LiveHub:
         while True:
             await asyncio.sleep(TICK_S)
             try:
-                data: dict[str, Any] = {"room_id": room_id, "viewers": await self.viewers(room_id)}
+                viewers = await asyncio.to_thread(self.count_viewers, room_id)
+                self._viewer_cache[room_id] = viewers
+                data: dict[str, Any] = {"room_id": room_id, "viewers": viewers}
                 if self.stock_probe is not None:
                     stock = await asyncio.to_thread(self.stock_probe, room_id)
                     if stock is not None:
@@ -183,12 +225,10 @@ class LiveHub:
     async def close(self) -> None:
         for ticker in self._tickers.values():
             ticker.cancel()
-        if self._listener is not None:
-            self._listener.cancel()
-        if self._aredis is not None:
-            await self._aredis.aclose()
-        if self._sync_redis is not None:
-            self._sync_redis.close()
+        await asyncio.to_thread(self._stop_listener)
+        if self._redis is not None:
+            self._redis.close()
+            self._redis.connection_pool.disconnect()
 
 
 async def stream(
