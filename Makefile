@@ -73,3 +73,8 @@ bench-search: install
 # Live room (issue 4): 1,000 SSE viewers receive a pin change; Redis fan-out if JUXING_BENCH_REDIS_URL.
 bench-live: install
 	$(PY) benchmarks/live.py
+
+# issue 9: fault injection on the production profile (2 API processes + worker on PostgreSQL +
+# a private Redis, SIGKILLed at seeded moments); JUXING_FAULTS_SEED/RUNS/SECONDS; see docs/reliability.md
+test-faults: install
+	$(PY) benchmarks/faults.py
