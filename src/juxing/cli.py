@@ -27,6 +27,9 @@ from juxing.feed.cli import import_app, train  # noqa: E402  (issue 5: feed)
 
 app.add_typer(import_app, name="import")
 app.command("train")(train)
+from juxing.analytics.cli import analytics_app  # noqa: E402  (issue 7: analytics)
+
+app.add_typer(analytics_app, name="analytics")  # issue 7: analytics
 console = Console()
 
 
