@@ -11,8 +11,9 @@ Nothing here touches the database: ``analytics.service`` feeds it and stores the
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -287,7 +288,7 @@ def segment(
     k: int = 6,
     seed: int = 7,
     category_names: dict[int, str] | None = None,
-    channel_names: dict[object, str] | None = None,
+    channel_names: Mapping[Any, str] | None = None,
 ) -> Segmentation:
     """Cluster shoppers by behaviour and name each cluster; largest segment first."""
     n = len(b.user_ids)
@@ -322,7 +323,7 @@ def _describe(
     b: Behaviour,
     members: np.ndarray,
     category_names: dict[int, str],
-    channel_names: dict[object, str],
+    channel_names: Mapping[Any, str],
 ) -> Segment:
     n, size = len(members), int(members.sum())
     events, days = b.events, b.active_days

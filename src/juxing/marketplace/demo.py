@@ -14,6 +14,7 @@ list a few products through the catalog service first.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -38,7 +39,7 @@ FALLBACK_PRODUCTS = [
     ("Cast-iron wok", 25900),
     ("Trail jacket", 69900),
 ]
-BRIEFS = [
+BRIEFS: list[dict[str, Any]] = [
     {
         "title": "Morning routine with our best seller",
         "description": "Show the product in a real morning routine; honest pros and cons.",

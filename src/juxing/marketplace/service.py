@@ -227,7 +227,7 @@ def create_brief(
     return brief
 
 
-def _brief_query() -> Select[tuple[Brief]]:
+def _brief_query() -> Select[Brief]:
     return select(Brief).options(selectinload(Brief.items))
 
 
