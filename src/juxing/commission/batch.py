@@ -17,8 +17,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,11 @@ from juxing.models.commission import Click, Commission, CommissionRule, Commissi
 from juxing.models.deals import DealItem
 from juxing.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from juxing.models.orders import Order, OrderLine
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
 
 
 @dataclass
@@ -71,7 +77,7 @@ class _Accounts:
             try:
                 with self.session.begin_nested():
                     self.session.execute(
-                        insert(LedgerAccount.__table__),
+                        insert(_table(LedgerAccount)),
                         [
                             {
                                 "code": code,
@@ -103,7 +109,7 @@ class _Accounts:
 
     def flush_balances(self) -> None:
         """One executemany of ``balance += delta``, in account-id order (no deadlocks)."""
-        t = LedgerAccount.__table__
+        t = _table(LedgerAccount)
         params = [{"aid": k, "d": self.delta[k]} for k in sorted(self.delta) if self.delta[k]]
         if params:
             self.session.execute(
@@ -167,8 +173,8 @@ def attribute_and_post(session: Session, *, order_ids: Sequence[int]) -> BatchRe
     # Clicks by shopper and product, oldest first (one query for the chunk).
     earliest = min(r.created_at for r in rows) - timedelta(days=POLICY.max_window_days)
     latest = max(r.created_at for r in rows)
-    clicks: dict[tuple[int, int], list[tuple]] = defaultdict(list)
-    for c in session.execute(
+    clicks: dict[tuple[int, int], list[Any]] = defaultdict(list)
+    for hit in session.execute(
         select(
             Click.id,
             Click.shopper_id,
@@ -185,10 +191,10 @@ def attribute_and_post(session: Session, *, order_ids: Sequence[int]) -> BatchRe
         )
         .order_by(Click.clicked_at, Click.id)
     ):
-        clicks[(c.shopper_id, c.product_id)].append(c)
+        clicks[(hit.shopper_id, hit.product_id)].append(hit)
     fee_bp = POLICY.platform_fee_bp
     now = utcnow()
-    new_commissions = []
+    new_commissions: list[dict[str, Any]] = []
     for r in rows:
         merchant_rule = rules.get((r.merchant_id, "merchant", 0))
         product_rule = rules.get((r.merchant_id, "product", r.product_id))
@@ -265,7 +271,7 @@ def attribute_and_post(session: Session, *, order_ids: Sequence[int]) -> BatchRe
         )
     if not new_commissions:
         return result
-    ctable, ttable = Commission.__table__, LedgerTransaction.__table__
+    ctable, ttable = _table(Commission), _table(LedgerTransaction)
     # Plain executemany (no RETURNING: SQLite would insert row by row), then one query
     # each to learn the ids by their unique keys.
     session.execute(insert(ctable), new_commissions)
@@ -310,13 +316,13 @@ def attribute_and_post(session: Session, *, order_ids: Sequence[int]) -> BatchRe
         | {(CREATOR_PENDING, c["creator_id"], c["currency"]) for _, c in postable}
     )
     entries = []
-    for txn_id, (_cid, c) in zip(txn_ids, postable, strict=True):
-        cur = c["currency"]
-        base, fee, bonus = c["base_minor"], c["fee_minor"], c["bonus_minor"]
+    for txn_id, (_cid, row) in zip(txn_ids, postable, strict=True):
+        cur = row["currency"]
+        base, fee, bonus = row["base_minor"], row["fee_minor"], row["bonus_minor"]
         for account_id, amount in (
-            (accounts.id(MERCHANT_COMMISSION, c["merchant_id"], cur), -base),
+            (accounts.id(MERCHANT_COMMISSION, row["merchant_id"], cur), -base),
             (accounts.id(PLATFORM_REVENUE, None, cur), fee - bonus),
-            (accounts.id(CREATOR_PENDING, c["creator_id"], cur), base - fee + bonus),
+            (accounts.id(CREATOR_PENDING, row["creator_id"], cur), base - fee + bonus),
         ):
             if amount:
                 entries.append(
@@ -330,7 +336,7 @@ def attribute_and_post(session: Session, *, order_ids: Sequence[int]) -> BatchRe
                 )
                 accounts.delta[account_id] += amount
     if entries:
-        session.execute(insert(LedgerEntry.__table__), entries)
+        session.execute(insert(_table(LedgerEntry)), entries)
     accounts.flush_balances()
     result.transactions = len(txn_ids)
     return result

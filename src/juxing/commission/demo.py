@@ -51,7 +51,7 @@ def _catalog(ctx: DemoContext, session: Session) -> list[tuple[Merchant, list[Pr
     return out
 
 
-def _order(session: Session, shopper_id: int, product: Product, when, rng) -> Order:  # type: ignore[no-untyped-def]
+def _order(session: Session, shopper_id: int, product: Product, when, rng) -> Order:
     sku = session.scalar(select(Sku).where(Sku.product_id == product.id).limit(1))
     assert sku is not None
     qty = rng.randint(1, 2)
@@ -175,7 +175,7 @@ def seed(ctx: DemoContext) -> None:
                 session, kind="creator_available", owner_id=c.id, currency="CNY"
             )
             if available >= payouts.POLICY.payout_minimum_minor:
-                p = payouts.request_payout(session, creator_id=c.id, currency="CNY")
+                payout = payouts.request_payout(session, creator_id=c.id, currency="CNY")
                 if n % 2 == 0:
-                    payouts.settle_payout(session, payout_id=p.id, operator_id=operator.id,
+                    payouts.settle_payout(session, payout_id=payout.id, operator_id=operator.id,
                                           paid=True)  # fmt: skip

@@ -226,7 +226,7 @@ def click(token: str, request: Request, user: OptionalUser, session: DbSession) 
 # --- rules ----------------------------------------------------------------------------------
 
 
-def _rule_out(r) -> RuleOut:  # type: ignore[no-untyped-def]
+def _rule_out(r) -> RuleOut:
     return RuleOut(
         id=r.id,
         merchant_id=r.merchant_id,

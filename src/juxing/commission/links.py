@@ -59,7 +59,7 @@ class _Target:
     live_room_id: int | None = None
 
 
-def _content_models():  # type: ignore[no-untyped-def]
+def _content_models():
     from juxing.models import content
 
     return content

@@ -50,7 +50,7 @@ def request_payout(
         return _create_payout(session, available, creator_id, currency, amount, previous)
 
 
-def _create_payout(session, available, creator_id, currency, amount, previous):  # type: ignore[no-untyped-def]
+def _create_payout(session, available, creator_id, currency, amount, previous):
     now = utcnow()
     payout = Payout(
         creator_id=creator_id,

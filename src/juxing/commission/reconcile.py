@@ -34,11 +34,11 @@ from juxing.models.orders import Order, OrderLine
 MAX_STORED = 200
 
 
-def _kind_sum(kind: str):  # type: ignore[no-untyped-def]
+def _kind_sum(kind: str):
     return func.sum(case((LedgerAccount.kind == kind, LedgerEntry.amount_minor), else_=0))
 
 
-def _sums_by_source(source: str, kinds: list[str]):  # type: ignore[no-untyped-def]
+def _sums_by_source(source: str, kinds: list[str]):
     e, t, a = LedgerEntry, LedgerTransaction, LedgerAccount
     return (
         select(t.source_id.label("sid"), *[_kind_sum(k).label(k) for k in kinds])
@@ -51,7 +51,7 @@ def _sums_by_source(source: str, kinds: list[str]):  # type: ignore[no-untyped-d
     )
 
 
-def _kept(part, c):  # type: ignore[no-untyped-def]
+def _kept(part, c):
     return case(
         (c.amount_minor > 0, part - (part * c.refunded_minor) // c.amount_minor), else_=part
     )

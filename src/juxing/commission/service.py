@@ -189,7 +189,7 @@ def _split_of(c: Commission) -> Split:
     return Split(base=c.base_minor, bonus=c.bonus_minor, fee=c.fee_minor)
 
 
-def _accounts(session: Session, c: Commission):  # type: ignore[no-untyped-def]
+def _accounts(session: Session, c: Commission):
     cur = c.currency
     return (
         ledger.account(session, kind=MERCHANT_COMMISSION, owner_id=c.merchant_id, currency=cur),

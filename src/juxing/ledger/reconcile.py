@@ -79,12 +79,12 @@ def check_ledger(session: Session, *, limit: int = 1000) -> tuple[list[Discrepan
         .group_by(e.account_id)
         .subquery()
     )
-    total = func.coalesce(sums.c.total, literal_column("0"))
-    rows = session.execute(
-        select(a.id, a.code, a.currency, a.balance_minor, total, sums.c.cmin, sums.c.cmax)
+    summed = func.coalesce(sums.c.total, literal_column("0"))
+    mismatches = session.execute(
+        select(a.id, a.code, a.currency, a.balance_minor, summed, sums.c.cmin, sums.c.cmax)
         .outerjoin(sums, sums.c.account_id == a.id)
         .where(
-            (a.balance_minor != total)
+            (a.balance_minor != summed)
             | (
                 sums.c.cmin.is_not(None)
                 & ((sums.c.cmin != a.currency) | (sums.c.cmax != a.currency))
@@ -92,7 +92,7 @@ def check_ledger(session: Session, *, limit: int = 1000) -> tuple[list[Discrepan
         )
         .limit(limit)
     ).all()
-    for acc_id, code, currency, bal, tot, cmin, cmax in rows:
+    for acc_id, code, currency, bal, tot, cmin, cmax in mismatches:
         if int(bal) != int(tot):
             found.append(
                 Discrepancy(
