@@ -102,9 +102,10 @@ def test_live_room_updates_without_reload(pages, committed_db, web):
     with httpx.Client(base_url=web, headers=headers, timeout=10) as api:
         assert api.post(f"/api/v1/live-rooms/{room_id}/start").status_code == 200
         page.wait_for_selector(".live-room[data-room-status='live']")
-        assert api.post(
-            f"/api/v1/live-rooms/{room_id}/pin", json={"item_id": item_id}
-        ).status_code == 200
+        assert (
+            api.post(f"/api/v1/live-rooms/{room_id}/pin", json={"item_id": item_id}).status_code
+            == 200
+        )
     page.wait_for_selector(f".live-room[data-pinned='{item_id}']")
     assert "Peony Serum" in page.locator(".pinned-title").inner_text()
     assert page.locator(f"[data-room-item='{item_id}']").get_attribute("class").count("is-pinned")

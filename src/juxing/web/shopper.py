@@ -142,6 +142,12 @@ def deal_page(
     return render(request, "shopper/deal.html", {"card": card, "buy_key": uuid.uuid4().hex})
 
 
+@router.get("/deals/items/{deal_item_id}")
+def deal_link_target(deal_item_id: int, user: MaybeUser) -> Response:
+    """Where a tracking link to a deal item lands (the commission domain's path)."""
+    return redirect(f"/deals/{deal_item_id}")
+
+
 @router.get("/products/{product_id}", response_class=HTMLResponse)
 def product_page(
     product_id: int, request: Request, user: MaybeUser, session: DbSession
