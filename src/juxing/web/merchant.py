@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from juxing.analytics import dashboards
 from juxing.catalog import service as catalog
+from juxing.commission import statements
+from juxing.deals import orders
 from juxing.deals import service as deals
+from juxing.deals.endpoints import buying, payment_provider
 from juxing.kit.db import DbSession
+from juxing.kit.errors import Unprocessable
+from juxing.kit.time import utcnow
+from juxing.marketplace import service as marketplace
 from juxing.models.accounts import User
 from juxing.models.catalog import Merchant
 from juxing.web.forms import local_input, money_minor, utc_datetime
+from juxing.web.i18n import N_
 from juxing.web.pages import MerchantPage, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -42,6 +52,7 @@ def console(request: Request, user: MerchantPage, session: DbSession) -> HTMLRes
     for c in campaigns:
         by_status[c.status] = by_status.get(c.status, 0) + 1
     sold = sum(i.sold for c in campaigns for i in c.items)
+    charts = merchant_charts(session, merchants)
     return render(
         request,
         "merchant/main.html",
@@ -53,11 +64,12 @@ def console(request: Request, user: MerchantPage, session: DbSession) -> HTMLRes
             "sku_count": sum(len(p.skus) for p in products),
             "by_status": by_status,
             "sold": sold,
+            **charts,
             "stock_chart": {
                 "labels": [p.title[:18] for p in products[:10]],
                 "datasets": [
                     {
-                        "label": "Stock",
+                        "label": N_("Stock"),
                         "data": [sum(s.stock for s in p.skus) for p in products[:10]],
                     }
                 ],
@@ -212,3 +224,205 @@ def submit(campaign_id: int, user: MerchantPage, session: DbSession) -> Response
     """Send the campaign to the operators for review."""
     deals.submit_campaign(session=session, user=user, campaign_id=campaign_id)
     return redirect(f"/merchant/campaigns/{campaign_id}")
+
+
+# --- dashboards, orders, commission statements, briefs -------------------------------------
+
+
+def merchant_charts(session: Session, merchants: list[Merchant]) -> dict[str, Any]:
+    """Sales of the last 7 days (per hour) and GMV by campaign, from the analytics rollups."""
+    now = utcnow()
+    totals = {"gmv_minor": 0, "paid_orders": 0, "commission_cost_minor": 0, "refunds_minor": 0}
+    series: dict[str, dict[str, int]] = {}
+    by_campaign: dict[str, int] = {}
+    for m in merchants:
+        board = dashboards.merchant_dashboard(
+            session=session, merchant_id=m.id, start=now - timedelta(days=7), end=now
+        )
+        for key in totals:
+            totals[key] += int(board["totals"].get(key) or 0)
+        for row in board["tables"]["series"]:
+            point = series.setdefault(row["bucket"], {"gmv": 0, "paid_orders": 0})
+            point["gmv"] += row["gmv"]
+            point["paid_orders"] += row["paid_orders"]
+        for row in board["tables"]["gmv_by_campaign"]:
+            title = row["title"] or f"#{row['campaign_id']}"
+            by_campaign[title] = by_campaign.get(title, 0) + row["gmv_minor"]
+    buckets = sorted(series)
+    top = sorted(by_campaign.items(), key=lambda kv: -kv[1])[:8]
+    return {
+        "totals": totals,
+        "sales_chart": {
+            "labels": [b[5:13].replace("T", " ") + "h" for b in buckets],
+            "datasets": [
+                {"label": N_("GMV (¥)"), "data": [series[b]["gmv"] / 100 for b in buckets]},
+            ],
+        },
+        "campaign_chart": {
+            "labels": [t[:24] for t, _v in top],
+            "datasets": [{"label": N_("GMV (¥)"), "data": [v / 100 for _t, v in top]}],
+        },
+    }
+
+
+@router.get("/merchant/orders", response_class=HTMLResponse)
+def orders_page(
+    request: Request,
+    user: MerchantPage,
+    session: DbSession,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:
+    """The shops' orders, newest first: ship paid ones, refund when needed."""
+    merchants = my_merchants(session, user)
+    rows, total = orders.list_orders(
+        session=session,
+        merchant_ids=[m.id for m in merchants],
+        status=status or None,
+        limit=100,
+    )
+    return render(
+        request,
+        "merchant/orders.html",
+        {
+            "orders": rows,
+            "total": total,
+            "status": status or "",
+            "names": _merchant_names(merchants),
+        },
+    )
+
+
+@router.post("/merchant/orders/{order_id}/ship")
+def ship(order_id: int, user: MerchantPage, session: DbSession) -> Response:
+    orders.ship(session=session, user=user, order_id=order_id)
+    return redirect("/merchant/orders")
+
+
+@router.post("/merchant/orders/{order_id}/refund")
+def refund(
+    order_id: int,
+    request: Request,
+    user: MerchantPage,
+    session: DbSession,
+    reason: Annotated[str, Form(min_length=1, max_length=200)],
+) -> Response:
+    """Refund the whole order (the money goes back through the payment provider)."""
+    orders.refund(
+        session=session,
+        ctx=buying(request),
+        provider=payment_provider(request),
+        order_id=order_id,
+        user=user,
+        reason=reason,
+    )
+    return redirect("/merchant/orders")
+
+
+@router.get("/merchant/commission", response_class=HTMLResponse)
+def commission_page(request: Request, user: MerchantPage, session: DbSession) -> HTMLResponse:
+    """What each shop was charged in creator commission, line by line."""
+    merchants = my_merchants(session, user)
+    rows = []
+    for m in merchants:
+        rows.extend(
+            statements.merchant_statement(session, merchant_id=m.id, since=None, until=None)
+        )
+    rows.sort(key=lambda r: r.placed_at, reverse=True)
+    return render(
+        request,
+        "merchant/commission.html",
+        {
+            "merchants": merchants,
+            "rows": rows,
+            "names": _merchant_names(merchants),
+            "charged": sum(r.commission_minor for r in rows),
+            "sales": sum(r.amount_minor - r.refunded_minor for r in rows),
+        },
+    )
+
+
+@router.get("/merchant/briefs", response_class=HTMLResponse)
+def briefs_page(request: Request, user: MerchantPage, session: DbSession) -> HTMLResponse:
+    """The shops' briefs for creators, with their applicants."""
+    merchants = my_merchants(session, user)
+    briefs, _ = marketplace.list_briefs(session=session, user=user, mine=True, limit=50)
+    applicants = {
+        b.id: marketplace.list_applications(session=session, user=user, brief_id=b.id, limit=50)[0]
+        for b in briefs
+    }
+    creator_ids = {a.creator_id for apps in applicants.values() for a in apps}
+    names = (
+        {
+            u.id: u.display_name
+            for u in session.scalars(select(User).where(User.id.in_(creator_ids)))
+        }
+        if creator_ids
+        else {}
+    )
+    products = []
+    for m in merchants:
+        found, _ = catalog.list_products(session=session, merchant_id=m.id, limit=100)
+        products.extend(found)
+    return render(
+        request,
+        "merchant/briefs.html",
+        {
+            "merchants": merchants,
+            "briefs": briefs,
+            "applicants": applicants,
+            "creator_names": names,
+            "products": products,
+            "default_deadline": local_input(utcnow() + timedelta(days=7)),
+        },
+    )
+
+
+@router.post("/merchant/briefs")
+def create_brief(
+    user: MerchantPage,
+    session: DbSession,
+    merchant_id: Annotated[int, Form()],
+    title: Annotated[str, Form(min_length=1, max_length=200)],
+    product_id: Annotated[list[int], Form()],
+    deadline: Annotated[str, Form(max_length=30)],
+    description: Annotated[str, Form(max_length=5000)] = "",
+    commission_rate: Annotated[str, Form(max_length=10)] = "0",
+    fixed_fee: Annotated[str, Form(max_length=20)] = "0",
+    budget: Annotated[str, Form(max_length=20)] = "0",
+) -> Response:
+    """Post a brief: what to promote, the fee and/or commission rate, the deadline."""
+    rate = money_minor(commission_rate or "0", field="commission_rate")  # percent, 2 decimals
+    marketplace.create_brief(
+        session=session,
+        user=user,
+        merchant_id=merchant_id,
+        title=title,
+        description=description,
+        deliverable="post",
+        post_type=None,
+        commission_rate_bp=rate,
+        fixed_fee_minor=money_minor(fixed_fee or "0", field="fixed_fee"),
+        budget_minor=money_minor(budget or "0", field="budget"),
+        currency="CNY",
+        deadline=utc_datetime(deadline, field="deadline"),
+        wanted_segments=[],
+        items=[marketplace.ItemSpec(product_id=p) for p in product_id],
+    )
+    return redirect("/merchant/briefs")
+
+
+@router.post("/merchant/applications/{application_id}/{decision}")
+def decide_application(
+    application_id: int, decision: str, user: MerchantPage, session: DbSession
+) -> Response:
+    """Accept or decline an applicant, or approve a delivered post (pays the fee)."""
+    actions = {
+        "accept": marketplace.accept,
+        "decline": marketplace.decline,
+        "approve": marketplace.approve,
+    }
+    action = actions.get(decision)
+    if action is None:
+        raise Unprocessable("Accept, decline or approve.", details={"field": "path.decision"})
+    action(session=session, user=user, application_id=application_id)
+    return redirect("/merchant/briefs")

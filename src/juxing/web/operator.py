@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import select
 
+from juxing.analytics import dashboards
 from juxing.catalog import service as catalog
+from juxing.commission import payouts
+from juxing.commission import service as commission
+from juxing.content import service as content
 from juxing.deals import service as deals
 from juxing.feed import service as feed
 from juxing.feed.engine import engine_for
 from juxing.feed.schemas import PolicyIn, PolicyRules, PolicyUpdate
 from juxing.kit.db import DbSession
 from juxing.kit.errors import Unprocessable, validation_details
+from juxing.kit.time import utcnow
+from juxing.models.accounts import User
+from juxing.models.commission import Commission, CommissionStatus, FraudFlag
 from juxing.web.forms import utc_datetime
+from juxing.web.i18n import N_
 from juxing.web.pages import OperatorPage, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -33,6 +43,9 @@ def board(request: Request, user: OperatorPage, session: DbSession) -> HTMLRespo
         s: deals.list_campaigns(session=session, status=s, limit=1)[1] for s in CAMPAIGN_STATUSES
     }
     top = sorted(cards, key=lambda c: c["deal_stock"] - c["stock_left"], reverse=True)[:10]
+    now = utcnow()
+    live = dashboards.operator_dashboard(session=session, start=now - timedelta(hours=3), end=now)
+    minutes = live["tables"]["per_minute"]
     return render(
         request,
         "ops/main.html",
@@ -46,6 +59,19 @@ def board(request: Request, user: OperatorPage, session: DbSession) -> HTMLRespo
                 "datasets": [
                     {"label": "Sold", "data": [c["deal_stock"] - c["stock_left"] for c in top]},
                     {"label": "Left", "data": [c["stock_left"] for c in top]},
+                ],
+            },
+            "live": live["totals"],
+            "gmv_chart": {
+                "labels": [row["bucket"][11:16] for row in minutes],
+                "datasets": [
+                    {"label": N_("GMV (¥)"), "data": [row["gmv"] / 100 for row in minutes]}
+                ],
+            },
+            "orders_chart": {
+                "labels": [row["bucket"][11:16] for row in minutes],
+                "datasets": [
+                    {"label": N_("Paid orders"), "data": [row["paid_orders"] for row in minutes]}
                 ],
             },
             "status_chart": {
@@ -212,3 +238,111 @@ def traffic_save(user: OperatorPage, session: DbSession, form: RuleInputs) -> Re
             session=session, policy_id=policy.id, data=PolicyUpdate(rules=rules), operator=user
         )
     return redirect("/ops/traffic?saved=1")
+
+
+# --- moderation, fraud review, payouts ----------------------------------------------------
+
+
+@router.get("/ops/moderation", response_class=HTMLResponse)
+def moderation(
+    request: Request, user: OperatorPage, session: DbSession, status: str = "open"
+) -> HTMLResponse:
+    """The moderation queue (oldest first) with each post and what the checks found."""
+    cases, total = content.list_cases(session=session, status=status or None, limit=50, offset=0)
+    posts = {c.post_id: content.load_post(session, c.post_id) for c in cases}
+    return render(
+        request,
+        "ops/moderation.html",
+        {"cases": cases, "total": total, "posts": posts, "status": status},
+    )
+
+
+@router.post("/ops/moderation/{case_id}/{decision}")
+def decide(
+    case_id: int,
+    decision: str,
+    user: OperatorPage,
+    session: DbSession,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Approve (the post goes live) or reject (the author sees the reason)."""
+    if decision not in ("approve", "reject"):
+        raise Unprocessable("Approve or reject.", details={"field": "path.decision"})
+    if decision == "reject" and not reason.strip():
+        raise Unprocessable(
+            "reason: say why the post is rejected.", details={"field": "form.reason"}
+        )
+    content.decide_case(
+        session=session,
+        operator=user,
+        case_id=case_id,
+        approve=decision == "approve",
+        reason=reason.strip() or None,
+    )
+    return redirect("/ops/moderation")
+
+
+@router.get("/ops/fraud", response_class=HTMLResponse)
+def fraud(request: Request, user: OperatorPage, session: DbSession) -> HTMLResponse:
+    """Commissions held by the fraud rules, oldest first, with the rules that fired."""
+    held = session.scalars(
+        select(Commission)
+        .where(Commission.status == CommissionStatus.HELD)
+        .order_by(Commission.id)
+        .limit(100)
+    ).all()
+    flags: dict[int, list[FraudFlag]] = {}
+    if held:
+        for f in session.scalars(
+            select(FraudFlag).where(FraudFlag.commission_id.in_([c.id for c in held]))
+        ):
+            flags.setdefault(f.commission_id, []).append(f)
+    return render(request, "ops/fraud.html", {"held": held, "flags": flags})
+
+
+@router.post("/ops/fraud/{commission_id}/{decision}")
+def review_hold(
+    commission_id: int,
+    decision: str,
+    user: OperatorPage,
+    session: DbSession,
+    reason: Annotated[str, Form(min_length=1, max_length=500)],
+) -> Response:
+    """Release a held commission (it matures as normal) or void it (audited either way)."""
+    if decision == "release":
+        commission.release(session, commission_id=commission_id, operator_id=user.id, reason=reason)
+    elif decision == "void":
+        commission.void(session, commission_id=commission_id, operator_id=user.id, reason=reason)
+    else:
+        raise Unprocessable("Release or void.", details={"field": "path.decision"})
+    return redirect("/ops/fraud")
+
+
+@router.get("/ops/payouts", response_class=HTMLResponse)
+def payouts_page(request: Request, user: OperatorPage, session: DbSession) -> HTMLResponse:
+    """Creator payouts, newest first; in-transit ones wait for the bank's answer."""
+    rows, total = payouts.list_payouts(session, creator_id=None, limit=100, offset=0)
+    names = {
+        u.id: u.display_name
+        for u in session.scalars(select(User).where(User.id.in_({p.creator_id for p in rows})))
+    }
+    return render(request, "ops/payouts.html", {"payouts": rows, "total": total, "names": names})
+
+
+@router.post("/ops/payouts/{payout_id}/settle")
+def settle(
+    payout_id: int,
+    user: OperatorPage,
+    session: DbSession,
+    outcome: Annotated[str, Form(pattern="^(paid|failed)$")],
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Record the bank's answer: paid, or failed (the money returns to available)."""
+    payouts.settle_payout(
+        session,
+        payout_id=payout_id,
+        operator_id=user.id,
+        paid=outcome == "paid",
+        reason=reason.strip() or None,
+    )
+    return redirect("/ops/payouts")
