@@ -14,9 +14,11 @@ user is ``utility - price[item]``; prices are found by projected sub-gradient st
 (``ExposurePrices.rerank``) without seeing the other users; offline, ``enforce_caps`` then
 makes the caps hard with a greedy global allocation.
 
-Utilities are the model scores min-max scaled within each candidate list, so prices mean the same
-for any model. Each final list is ordered by the original score (the policy decides which items
-get shown, the model still decides their order).
+Utilities are scale-free, so prices mean the same for any model: by default (``"rank"``) the
+NDCG discount ``1 / log2(rank + 2)`` of the candidate's position in the model's list, or
+(``"minmax"``) the model scores min-max scaled within each candidate list. Each final list is
+ordered by the original score (the policy decides which items get shown, the model still decides
+their order).
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ class TrafficPolicy:
     min_cap: int = 1
     iterations: int = 60
     step: float = 0.05
+    utility: str = "minmax"  # "minmax": scores scaled per list; "rank": 1 / log2(rank + 2)
 
 
 POLICIES: dict[str, TrafficPolicy] = {
-    "longtail": TrafficPolicy("longtail", cap_factor=8.0, tail_gain=2.1),
+    # measured on Beauty (docs/recsys.md): rank utility protects the top of each list
+    "longtail": TrafficPolicy("longtail", cap_factor=12.0, tail_gain=2.15, utility="rank"),
 }
 
 
@@ -52,18 +56,36 @@ class ExposurePrices:
 
     item_prices: np.ndarray  # per-item price, including the head surcharge
     caps: np.ndarray  # exposure caps used offline (informative online)
+    utility: str = "minmax"
 
     def rerank(self, items: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-        """Top-k of each candidate row after prices, ordered by the original score."""
-        return select(items, scores, _adjusted(items, scores, self.item_prices), k)
+        """Top-k of each candidate row after prices, ordered by the original score.
+
+        ``items`` / ``scores``: (n, C) candidates sorted best first, as from ``recommend``.
+        """
+        adjusted = _adjusted(items, scores, self.item_prices, self.utility)
+        return select(items, scores, adjusted, k)
 
     def save(self, path: str) -> None:
-        np.savez_compressed(path, item_prices=self.item_prices, caps=self.caps)
+        np.savez_compressed(
+            path, item_prices=self.item_prices, caps=self.caps, utility=np.array(self.utility)
+        )
 
     @classmethod
     def load(cls, path: str) -> ExposurePrices:
         with np.load(path, allow_pickle=False) as npz:
-            return cls(npz["item_prices"], npz["caps"])
+            return cls(npz["item_prices"], npz["caps"], str(npz["utility"]))
+
+
+def utility(items: np.ndarray, scores: np.ndarray, kind: str = "minmax") -> np.ndarray:
+    """Per-list utility of each candidate (empty slots -inf); rows sorted best first."""
+    if kind == "rank":
+        ranks = np.arange(items.shape[1], dtype=np.float64)
+        u = np.broadcast_to(1.0 / np.log2(ranks + 2.0), items.shape)
+        return np.where(items >= 0, u, -np.inf)
+    if kind != "minmax":
+        raise ValueError(f"unknown utility {kind!r}")
+    return scaled_utility(items, scores)
 
 
 def scaled_utility(items: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -77,9 +99,10 @@ def scaled_utility(items: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.where(valid, u, -np.inf)
 
 
-def _adjusted(items: np.ndarray, scores: np.ndarray, prices: np.ndarray) -> np.ndarray:
-    u = scaled_utility(items, scores)
-    return u - prices[np.maximum(items, 0)]
+def _adjusted(
+    items: np.ndarray, scores: np.ndarray, prices: np.ndarray, kind: str = "minmax"
+) -> np.ndarray:
+    return utility(items, scores, kind) - prices[np.maximum(items, 0)]
 
 
 def select(items: np.ndarray, scores: np.ndarray, adjusted: np.ndarray, k: int) -> np.ndarray:
@@ -110,7 +133,7 @@ def fit_prices(
     """Learn per-item prices that meet the caps and the long-tail share on these candidates."""
     n_items = len(tail)
     caps = exposure_caps(len(items), k, n_items, policy)
-    util = scaled_utility(items, scores)
+    util = utility(items, scores, policy.utility)
     safe = np.maximum(items, 0)
     head = ~tail
     base = select(items, scores, util, k)
@@ -125,7 +148,8 @@ def fit_prices(
         step = policy.step / np.sqrt(1.0 + it / 10.0)
         cap_price = np.maximum(0.0, cap_price + step * (exp - caps) / caps)
         head_price = max(0.0, head_price + step * 4.0 * (tail_target - _tail_share(chosen, tail)))
-    return ExposurePrices((cap_price + head_price * head).astype(np.float32), caps)
+    prices = (cap_price + head_price * head).astype(np.float32)
+    return ExposurePrices(prices, caps, policy.utility)
 
 
 def enforce_caps(
@@ -173,7 +197,7 @@ def apply_policy(
     if isinstance(policy, str):
         policy = POLICIES[policy]
     prices = fit_prices(items, scores, k, tail, policy)
-    adjusted = _adjusted(items, scores, prices.item_prices)
+    adjusted = _adjusted(items, scores, prices.item_prices, policy.utility)
     return enforce_caps(items, adjusted, scores, k, prices.caps), prices
 
 
