@@ -59,7 +59,7 @@ router = APIRouter(tags=["content"])
 
 
 @router.post("/creators/applications", status_code=201, response_model=ApplicationOut)
-def apply_as_creator(body: ApplicationCreate, user: CurrentUser, session: DbSession):  # type: ignore[no-untyped-def]
+def apply_as_creator(body: ApplicationCreate, user: CurrentUser, session: DbSession):
     """Ask to become a creator (达人); an operator approves."""
     return service.apply_as_creator(
         session=session, user=user, handle=body.handle, bio=body.bio, pitch=body.pitch
@@ -67,12 +67,12 @@ def apply_as_creator(body: ApplicationCreate, user: CurrentUser, session: DbSess
 
 
 @router.get("/creators/applications/mine", response_model=list[ApplicationOut])
-def my_applications(user: CurrentUser, session: DbSession):  # type: ignore[no-untyped-def]
+def my_applications(user: CurrentUser, session: DbSession):
     return service.my_applications(session=session, user=user)
 
 
 @router.get("/creators/applications", response_model=Page[ApplicationOut])
-def list_applications(  # type: ignore[no-untyped-def]
+def list_applications(
     user: OperatorUser,
     session: DbSession,
     status: ApplicationStatus | None = ApplicationStatus.PENDING,
@@ -86,7 +86,7 @@ def list_applications(  # type: ignore[no-untyped-def]
 
 
 @router.post("/creators/applications/{application_id}/approve", response_model=CreatorOut)
-def approve_application(  # type: ignore[no-untyped-def]
+def approve_application(
     application_id: int, body: ApproveApplication, user: OperatorUser, session: DbSession
 ):
     return service.approve_application(
@@ -95,7 +95,7 @@ def approve_application(  # type: ignore[no-untyped-def]
 
 
 @router.post("/creators/applications/{application_id}/reject", response_model=ApplicationOut)
-def reject_application(  # type: ignore[no-untyped-def]
+def reject_application(
     application_id: int, body: RejectBody, user: OperatorUser, session: DbSession
 ):
     return service.reject_application(
@@ -104,7 +104,7 @@ def reject_application(  # type: ignore[no-untyped-def]
 
 
 @router.get("/creators", response_model=Page[CreatorOut])
-def list_creators(  # type: ignore[no-untyped-def]
+def list_creators(
     session: DbSession,
     min_level: Annotated[int | None, Query(ge=1, le=5)] = None,
     limit: Limit = 20,
@@ -118,18 +118,18 @@ def list_creators(  # type: ignore[no-untyped-def]
 
 
 @router.patch("/creators/me", response_model=CreatorOut)
-def update_profile(body: ProfileUpdate, user: CreatorUser, session: DbSession):  # type: ignore[no-untyped-def]
+def update_profile(body: ProfileUpdate, user: CreatorUser, session: DbSession):
     return service.update_profile(session=session, user=user, changes=body.changes())
 
 
 @router.put("/creators/{user_id}/level", response_model=CreatorOut)
-def set_level(user_id: int, body: LevelBody, user: OperatorUser, session: DbSession):  # type: ignore[no-untyped-def]
+def set_level(user_id: int, body: LevelBody, user: OperatorUser, session: DbSession):
     """Operators set creator levels (used by commission bonuses and the traffic policy)."""
     return service.set_level(session=session, user_id=user_id, level=body.level)
 
 
 @router.get("/creators/{handle}", response_model=Storefront)
-def storefront(handle: str, session: DbSession):  # type: ignore[no-untyped-def]
+def storefront(handle: str, session: DbSession):
     """Public: a creator's storefront: profile, latest posts, recommended products, live rooms."""
     profile = service.get_creator(session=session, handle_or_id=handle[:32])
     posts, _ = service.list_posts(session=session, author_id=profile.user_id, limit=10, offset=0)
@@ -149,14 +149,14 @@ def storefront(handle: str, session: DbSession):  # type: ignore[no-untyped-def]
 
 
 @router.post("/posts", status_code=201, response_model=PostDetail)
-def create_post(body: PostCreate, user: CurrentUser, session: DbSession):  # type: ignore[no-untyped-def]
+def create_post(body: PostCreate, user: CurrentUser, session: DbSession):
     """Create a draft: a creator's post, or a merchant's shop post (``merchant_id``)."""
     post = service.create_post(session=session, user=user, data=body.data())
     return views.post_out(session, post, detail=True)
 
 
 @router.get("/posts", response_model=Page[PostOut])
-def list_posts(  # type: ignore[no-untyped-def]
+def list_posts(
     session: DbSession,
     author_id: int | None = None,
     merchant_id: int | None = None,
@@ -182,7 +182,7 @@ def list_posts(  # type: ignore[no-untyped-def]
 
 
 @router.get("/me/posts", response_model=Page[PostDetail])
-def my_posts(  # type: ignore[no-untyped-def]
+def my_posts(
     user: CurrentUser,
     session: DbSession,
     status: PostStatus | None = None,
@@ -202,7 +202,7 @@ def my_posts(  # type: ignore[no-untyped-def]
 
 
 @router.get("/posts/{post_id}", response_model=PostDetail | PostOut)
-def get_post(post_id: int, user: OptionalUser, session: DbSession):  # type: ignore[no-untyped-def]
+def get_post(post_id: int, user: OptionalUser, session: DbSession):
     """A published post with live product cards; authors also see their drafts."""
     post = service.get_post(session=session, post_id=post_id, viewer=user)
     is_author = user is not None and user.id == post.author_id
@@ -210,21 +210,21 @@ def get_post(post_id: int, user: OptionalUser, session: DbSession):  # type: ign
 
 
 @router.patch("/posts/{post_id}", response_model=PostDetail)
-def update_post(post_id: int, body: PostUpdate, user: CurrentUser, session: DbSession):  # type: ignore[no-untyped-def]
+def update_post(post_id: int, body: PostUpdate, user: CurrentUser, session: DbSession):
     """Edit (a new version; the old ones are kept). A public post is checked again."""
     post = service.update_post(session=session, user=user, post_id=post_id, changes=body.changes())
     return views.post_out(session, post, detail=True)
 
 
 @router.post("/posts/{post_id}/publish", response_model=PublishResult)
-def publish_post(post_id: int, user: CurrentUser, session: DbSession):  # type: ignore[no-untyped-def]
+def publish_post(post_id: int, user: CurrentUser, session: DbSession):
     """Run the automatic checks: the post goes live, or waits for an operator."""
     post, findings = service.publish_post(session=session, user=user, post_id=post_id)
     return {"post": views.post_out(session, post, detail=True), "findings": findings}
 
 
 @router.post("/posts/{post_id}/unpublish", response_model=PostDetail)
-def unpublish_post(post_id: int, user: CurrentUser, session: DbSession):  # type: ignore[no-untyped-def]
+def unpublish_post(post_id: int, user: CurrentUser, session: DbSession):
     post = service.unpublish_post(session=session, user=user, post_id=post_id)
     return views.post_out(session, post, detail=True)
 
@@ -236,12 +236,12 @@ def delete_post(post_id: int, user: CurrentUser, session: DbSession) -> Response
 
 
 @router.get("/posts/{post_id}/versions", response_model=list[PostVersionOut])
-def post_versions(post_id: int, user: CurrentUser, session: DbSession):  # type: ignore[no-untyped-def]
+def post_versions(post_id: int, user: CurrentUser, session: DbSession):
     return service.list_versions(session=session, user=user, post_id=post_id)
 
 
 @router.get("/posts/{post_id}/moderation", response_model=list[AuditOut])
-def post_moderation(post_id: int, user: CurrentUser, session: DbSession):  # type: ignore[no-untyped-def]
+def post_moderation(post_id: int, user: CurrentUser, session: DbSession):
     """The moderation decisions on the caller's post, with reasons."""
     return service.post_decisions(session=session, user=user, post_id=post_id)
 
@@ -250,7 +250,7 @@ def post_moderation(post_id: int, user: CurrentUser, session: DbSession):  # typ
 
 
 @router.get("/moderation/cases", response_model=Page[CaseOut])
-def list_cases(  # type: ignore[no-untyped-def]
+def list_cases(
     user: OperatorUser,
     session: DbSession,
     status: ModerationStatus | None = ModerationStatus.OPEN,
@@ -263,21 +263,21 @@ def list_cases(  # type: ignore[no-untyped-def]
 
 
 @router.post("/moderation/cases/{case_id}/approve", response_model=CaseOut)
-def approve_case(case_id: int, body: ApproveCase, user: OperatorUser, session: DbSession):  # type: ignore[no-untyped-def]
+def approve_case(case_id: int, body: ApproveCase, user: OperatorUser, session: DbSession):
     return service.decide_case(
         session=session, operator=user, case_id=case_id, approve=True, reason=body.reason
     )
 
 
 @router.post("/moderation/cases/{case_id}/reject", response_model=CaseOut)
-def reject_case(case_id: int, body: RejectBody, user: OperatorUser, session: DbSession):  # type: ignore[no-untyped-def]
+def reject_case(case_id: int, body: RejectBody, user: OperatorUser, session: DbSession):
     return service.decide_case(
         session=session, operator=user, case_id=case_id, approve=False, reason=body.reason
     )
 
 
 @router.get("/moderation/audit", response_model=Page[AuditOut])
-def audit_log(  # type: ignore[no-untyped-def]
+def audit_log(
     user: OperatorUser,
     session: DbSession,
     post_id: int | None = None,
@@ -289,13 +289,13 @@ def audit_log(  # type: ignore[no-untyped-def]
 
 
 @router.get("/moderation/banned-terms", response_model=list[BannedTermOut])
-def list_banned_terms(user: OperatorUser, session: DbSession):  # type: ignore[no-untyped-def]
+def list_banned_terms(user: OperatorUser, session: DbSession):
     """Operators' additions (the shipped list is in ``content/data/banned_words.txt``)."""
     return service.list_banned_terms(session=session)
 
 
 @router.post("/moderation/banned-terms", status_code=201, response_model=BannedTermOut)
-def add_banned_term(body: BannedTermIn, user: OperatorUser, session: DbSession):  # type: ignore[no-untyped-def]
+def add_banned_term(body: BannedTermIn, user: OperatorUser, session: DbSession):
     return service.add_banned_term(session=session, operator=user, term=body.term)
 
 
@@ -309,7 +309,7 @@ def remove_banned_term(term_id: int, user: OperatorUser, session: DbSession) -> 
 
 
 @router.post("/follows", response_model=FollowOut)
-def follow(body: FollowBody, user: CurrentUser, session: DbSession, response: Response):  # type: ignore[no-untyped-def]
+def follow(body: FollowBody, user: CurrentUser, session: DbSession, response: Response):
     """Follow a creator (by user id) or a merchant; 201 the first time, 200 after."""
     row, created = service.follow(
         session=session, user=user, kind=body.target_kind, target_id=body.target_id
@@ -327,13 +327,13 @@ def unfollow(
 
 
 @router.get("/follows", response_model=Page[FollowOut])
-def list_follows(user: CurrentUser, session: DbSession, limit: Limit = 50, offset: Offset = 0):  # type: ignore[no-untyped-def]
+def list_follows(user: CurrentUser, session: DbSession, limit: Limit = 50, offset: Offset = 0):
     items, total = service.list_follows(session=session, user=user, limit=limit, offset=offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/inbox", response_model=InboxPage)
-def inbox(  # type: ignore[no-untyped-def]
+def inbox(
     user: CurrentUser,
     session: DbSession,
     unread_only: bool = False,
@@ -382,14 +382,14 @@ def _broadcast(
 
 
 @router.post("/live-rooms", status_code=201, response_model=LiveRoomOut)
-def create_room(body: RoomCreate, user: CreatorUser, session: DbSession):  # type: ignore[no-untyped-def]
+def create_room(body: RoomCreate, user: CreatorUser, session: DbSession):
     """Schedule a live session with its products (live-only deal items allowed)."""
     room = service.create_room(session=session, user=user, data=body.data())
     return views.room_out(session, room)
 
 
 @router.get("/live-rooms", response_model=Page[LiveRoomOut])
-def list_rooms(  # type: ignore[no-untyped-def]
+def list_rooms(
     session: DbSession,
     status: LiveRoomStatus | None = None,
     creator_id: int | None = None,
@@ -408,13 +408,13 @@ def list_rooms(  # type: ignore[no-untyped-def]
 
 
 @router.get("/live-rooms/{room_id}", response_model=LiveRoomOut)
-def get_room(room_id: int, request: Request, session: DbSession):  # type: ignore[no-untyped-def]
+def get_room(room_id: int, request: Request, session: DbSession):
     room = service.load_room(session, room_id)
     return views.room_out(session, room, viewers=_hub(request).cached_viewers(room_id))
 
 
 @router.post("/live-rooms/{room_id}/start", response_model=LiveRoomOut)
-def start_room(  # type: ignore[no-untyped-def]
+def start_room(
     room_id: int,
     request: Request,
     background: BackgroundTasks,
@@ -428,7 +428,7 @@ def start_room(  # type: ignore[no-untyped-def]
 
 
 @router.post("/live-rooms/{room_id}/end", response_model=LiveRoomOut)
-def end_room(  # type: ignore[no-untyped-def]
+def end_room(
     room_id: int,
     request: Request,
     background: BackgroundTasks,
@@ -441,7 +441,7 @@ def end_room(  # type: ignore[no-untyped-def]
 
 
 @router.post("/live-rooms/{room_id}/pin", response_model=LiveRoomOut)
-def pin_item(  # type: ignore[no-untyped-def]
+def pin_item(
     room_id: int,
     body: PinBody,
     request: Request,
@@ -491,9 +491,7 @@ async def room_events(room_id: int, request: Request) -> StreamingResponse:
 
 
 @router.post("/content/media", status_code=201, response_model=MediaOut)
-async def upload_image(  # type: ignore[no-untyped-def]
-    request: Request, user: CurrentUser, file: Annotated[UploadFile, File()]
-):
+async def upload_image(request: Request, user: CurrentUser, file: Annotated[UploadFile, File()]):
     """Upload an image (JPEG, PNG, WebP, GIF; checked by content; size-limited)."""
     settings = request.app.state.settings
     data = await file.read(settings.upload_max_bytes + 1)

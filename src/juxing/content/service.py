@@ -861,7 +861,7 @@ def list_follows(
     return _page(session, stmt, limit, offset)
 
 
-def _follower_ids_stmt(post_or_room_author: int, merchant_id: int | None) -> Select:  # type: ignore[type-arg]
+def _follower_ids_stmt(post_or_room_author: int, merchant_id: int | None) -> Select:
     if merchant_id is not None:
         return select(Follow.follower_id).where(
             Follow.target_kind == FollowTarget.MERCHANT, Follow.target_id == merchant_id
@@ -874,7 +874,7 @@ def _follower_ids_stmt(post_or_room_author: int, merchant_id: int | None) -> Sel
 def _fan_out(
     session: Session,
     *,
-    followers: Select,  # type: ignore[type-arg]
+    followers: Select,
     kind: InboxKind,
     actor_id: int,
     post_id: int | None,
@@ -1093,7 +1093,7 @@ def stale_live_rooms(*, session: Session, older_than: timedelta) -> list[int]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _page(session: Session, stmt: Select, limit: int, offset: int) -> tuple[list[Any], int]:  # type: ignore[type-arg]
+def _page(session: Session, stmt: Select, limit: int, offset: int) -> tuple[list[Any], int]:
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     items = list(session.scalars(stmt.limit(limit).offset(offset)).unique())
     return items, int(total)

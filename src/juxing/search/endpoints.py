@@ -36,7 +36,7 @@ class SearchPage(BaseModel):
 
 
 @router.get("/search", response_model=SearchPage)
-def search(  # type: ignore[no-untyped-def]
+def search(
     session: DbSession,
     q: Annotated[str, Query(min_length=1, max_length=200, description="Chinese or English.")],
     kind: Annotated[list[DocumentKind] | None, Query()] = None,

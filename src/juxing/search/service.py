@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, and_, column, delete, func, literal_column, select, table, text
 from sqlalchemy.orm import Session
@@ -100,7 +101,7 @@ def _fts5_query(tokens: list[str]) -> str:
 
 
 def _filters(
-    stmt: Select,  # type: ignore[type-arg]
+    stmt: Select,
     *,
     kinds: list[DocumentKind] | None,
     category_id: int | None,
@@ -108,7 +109,7 @@ def _filters(
     max_price_minor: int | None,
     on_deal_now: bool,
     now: datetime,
-) -> Select:  # type: ignore[type-arg]
+) -> Select:
     d = SearchDocument
     if kinds:
         stmt = stmt.where(d.kind.in_([k.value for k in kinds]))
@@ -158,7 +159,7 @@ def search(
     d = SearchDocument
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        score = literal_column("bm25(search_fts)")
+        score: Any = literal_column("bm25(search_fts)")
         base = (
             select(d, score.label("score"))
             .select_from(d)
