@@ -187,7 +187,20 @@ class LiveHub:
             while not pubsub.subscribed and time.monotonic() < deadline:
                 pubsub.get_message(timeout=0.05)
             self._pubsub = pubsub
-            self._listener = pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+            self._listener = pubsub.run_in_thread(
+                sleep_time=1.0, daemon=True, exception_handler=self._listener_failed
+            )
+
+    def _listener_failed(self, exc: BaseException, pubsub: Any, thread: Any) -> None:
+        """The subscription broke (Redis restarted, or we are closing): stop this thread;
+        the next viewer starts a new one."""
+        log.warning("live-room subscription stopped: %s", exc)
+        thread.stop()
+        with self._listener_lock:
+            if self._listener is thread:
+                self._listener, self._pubsub = None, None
+        with contextlib.suppress(Exception):
+            pubsub.close()
 
     def _stop_listener(self) -> None:
         with self._listener_lock:
