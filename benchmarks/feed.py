@@ -116,6 +116,11 @@ def main() -> None:
     if meta is None:
         meta = build_world(folder, log=lambda m: print(m, file=sys.stderr, flush=True))
     tokens: list[str] = meta["tokens"]
+    # What the worker does in production: neighbour lists of the active model (once) and
+    # the catalog snapshot the API process loads (never built inside the server).
+    started = time.perf_counter()
+    _serving_artifacts(folder)
+    print(f"serving artifacts {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     port = _free_port()
     env = {
         **os.environ,
@@ -154,6 +159,17 @@ def main() -> None:
             }
         )
     )
+
+
+def _serving_artifacts(folder: Path) -> None:
+    from juxing.feed.training import build_serving_artifacts
+    from juxing.kit.db import Database
+
+    db = Database(f"sqlite:///{(folder / 'juxing.db').resolve()}")
+    try:
+        build_serving_artifacts(db, folder)
+    finally:
+        db.dispose()
 
 
 async def _wait_ready(port: int) -> None:

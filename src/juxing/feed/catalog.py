@@ -5,12 +5,21 @@ loaded with a handful of bulk queries into flat arrays indexed by a dense item i
 with what the ranking and the traffic policy need to know of each item: merchant, merchant
 tier, creator, category, freshness, popularity and exposure. Serving a feed then reads only
 these arrays (plus the shopper's own recent events and follows).
+
+Building a snapshot groups the recent event log (millions of rows), so API processes do not
+do it: the ``feed.snapshot`` worker job and ``juxing train`` write it to
+``<data_dir>/feed/snapshot.pkl`` (written to a temporary file and renamed, so readers see a
+whole file or the previous one), and every API process loads the newest file when its
+modification time changes.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
@@ -67,9 +76,27 @@ class CatalogSnapshot:
     fresh: list[int] = field(default_factory=list)
     deals: list[int] = field(default_factory=list)
     _masks: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
+    # Plain-Python copies for the per-item loops of the re-ranking and the response (indexing
+    # a list is several times cheaper than indexing a numpy array one element at a time).
+    merchant_l: list[int] = field(default_factory=list)
+    creator_l: list[int] = field(default_factory=list)
+    category_l: list[int] = field(default_factory=list)
+    tier_l: list[int] = field(default_factory=list)
+    ids_l: list[int] = field(default_factory=list)
+    price_l: list[int | None] = field(default_factory=list)
+    deal_item_l: list[int | None] = field(default_factory=list)
+    deal_price_l: list[int | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.index = {k: i for i, k in enumerate(self.keys)}
+        self.merchant_l = self.merchant.tolist()
+        self.creator_l = self.creator.tolist()
+        self.category_l = self.category.tolist()
+        self.tier_l = self.tier.tolist()
+        self.ids_l = self.ids.tolist()
+        self.price_l = [None if v < 0 else v for v in self.price_minor.tolist()]
+        self.deal_item_l = [None if v < 0 else v for v in self.deal_item.tolist()]
+        self.deal_price_l = [None if v < 0 else v for v in self.deal_price_minor.tolist()]
 
     @property
     def n_items(self) -> int:
@@ -109,6 +136,40 @@ class CatalogSnapshot:
 
     def name_of(self, kind: str, ref: int) -> str:
         return self.names.get(f"{kind}:{ref}", f"{kind} {ref}")
+
+
+SNAPSHOT_FILE = "snapshot.pkl"
+SNAPSHOT_FORMAT = 2  # bump when CatalogSnapshot's fields change: older files are rebuilt
+
+
+def snapshot_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "feed" / SNAPSHOT_FILE
+
+
+def write_snapshot(session: Session, data_dir: Path) -> Path:
+    """Build a snapshot and publish it atomically for the API processes to load."""
+    snap = load_snapshot(session)
+    path = snapshot_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    snap._masks = {}
+    with tmp.open("wb") as f:
+        pickle.dump((SNAPSHOT_FORMAT, snap), f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+    return path
+
+
+def read_snapshot(path: Path) -> CatalogSnapshot:
+    """Load a published snapshot (a file this engine wrote into its own data directory)."""
+    with path.open("rb") as f:
+        data = pickle.load(f)  # noqa: S301 - our own artifact, never user input
+    if not (isinstance(data, tuple) and len(data) == 2 and data[0] == SNAPSHOT_FORMAT):
+        raise ValueError(f"{path} is not a feed snapshot of format {SNAPSHOT_FORMAT}")
+    snap = data[1]
+    if not isinstance(snap, CatalogSnapshot):
+        raise ValueError(f"{path} is not a feed snapshot")
+    snap._masks = {}
+    return snap
 
 
 def empty_snapshot() -> CatalogSnapshot:

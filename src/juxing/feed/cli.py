@@ -85,13 +85,29 @@ def train(
         typer.Option(help="Only events of this source (app, userbehavior); repeatable."),
     ] = None,
     activate: Annotated[bool, typer.Option("--activate/--no-activate")] = True,
+    serving_only: Annotated[
+        bool,
+        typer.Option(
+            "--serving-only",
+            help="Do not train: build the active version's missing neighbour lists and "
+            "republish the catalog snapshot.",
+        ),
+    ] = False,
 ) -> None:
     """Train the feed's next-item model on the event log into a new, versioned artifact;
     serving processes swap to it within seconds."""
+    from juxing.feed.training import build_serving_artifacts
     from juxing.feed.training import train as run
 
     settings = get_settings()
     db = _database()
+    if serving_only:
+        try:
+            version = build_serving_artifacts(db, settings.data_dir)
+        finally:
+            db.dispose()
+        typer.echo(f"serving artifacts ready (model version {version or 'none'})")
+        return
     try:
         with Progress(
             SpinnerColumn(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -47,11 +48,19 @@ def get_feed(
     user: OptionalUser,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> FeedPage:
+) -> Response:
     """The caller's personalized home feed (千人千面); signed-out callers get the cold-start
-    feed. Every item says why it is there (``reason``, ``boosts``)."""
+    feed. Every item says why it is there (``reason``, ``boosts``); festival-deal items carry
+    their live ``deal`` state."""
     engine = engine_for(request.app.state)
-    return engine.feed(session, user_id=user.id if user else None, limit=limit, cursor=cursor)
+    payload = engine.feed_payload(
+        session, user_id=user.id if user else None, limit=limit, cursor=cursor
+    )
+    # Built from the snapshot's own typed arrays: documented by FeedPage, not re-validated.
+    return Response(
+        json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
+        media_type="application/json",
+    )
 
 
 @router.get("/feed/policies", response_model=list[PolicyOut])

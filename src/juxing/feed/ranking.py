@@ -35,13 +35,15 @@ BOOST_TEXT = {
 
 
 @dataclass
-class Candidate:
-    """An item the feed could show, with its relevance score and why."""
+class Ranked:
+    """Candidates best first, one per item, with each one's reason (parallel lists)."""
 
-    item: int
-    score: float
-    reason_code: str
-    reason: str
+    items: list[int]
+    codes: list[str]
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 @dataclass
@@ -52,28 +54,38 @@ class Placed:
     boosts: list[str] = field(default_factory=list)
 
 
-def merge(candidates: Sequence[Candidate], exclude: set[int]) -> list[Candidate]:
-    """One candidate per item (the best-scored source wins), best first."""
-    best: dict[int, Candidate] = {}
-    for c in candidates:
-        if c.item in exclude:
-            continue
-        cur = best.get(c.item)
-        if cur is None or c.score > cur.score:
-            best[c.item] = c
-    return sorted(best.values(), key=lambda c: (-c.score, c.item))
+def merge(
+    items: np.ndarray, scores: np.ndarray, reasons: np.ndarray, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One entry per item (the best-scored source wins), best first, ties by item.
+
+    ``items``, ``scores`` and ``reasons`` are parallel arrays (``reasons`` indexes the caller's
+    reason texts); returns the merged items and their reason indices.
+    """
+    if exclude is not None and len(exclude):
+        keep = ~np.isin(items, exclude)
+        items, scores, reasons = items[keep], scores[keep], reasons[keep]
+    if len(items) == 0:
+        return items, reasons
+    order = np.lexsort((items, -scores))
+    items, scores, reasons = items[order], scores[order], reasons[order]
+    _, first = np.unique(items, return_index=True)
+    first.sort()  # the best entry of each item, still in score order
+    return items[first], reasons[first]
 
 
 @dataclass
 class _Group:
     name: str
-    members: np.ndarray  # bool per item
     need: int  # minimum per window
-    label: str | None
+    label: str
+    members: list[int]  # the ranked candidates in the group, best first
+    mask: np.ndarray  # bool per item of the snapshot
+    pos: int = 0  # members before this index are placed already
 
 
 def rerank(
-    ranked: Sequence[Candidate],
+    ranked: Ranked,
     snap: CatalogSnapshot,
     rules: PolicyRules | None,
     *,
@@ -84,168 +96,175 @@ def rerank(
     """The first ``n`` positions of the feed: ``ranked`` re-ranked under ``rules``.
 
     Without rules the feed is the relevance order. ``ranked`` must be best-first and free of
-    duplicates (``merge``).
+    duplicates (``merge``). A greedy pass per window; K is small, so plain Python over lists.
     """
+    items = ranked.items
     if rules is None:
-        return [Placed(c.item, c.reason_code, c.reason) for c in ranked[:n]]
+        return [Placed(i, ranked.codes[r], ranked.texts[r]) for r, i in enumerate(items[:n])]
     w = rules.window
+    arr = np.asarray(items, dtype=np.int64)
     groups: list[_Group] = []
+
+    def group(name: str, mask: np.ndarray, share: float, label: str) -> None:
+        members = arr[mask[arr]].tolist() if len(arr) else []
+        groups.append(_Group(name, math.ceil(share * w), label, members, mask))
+
     if rules.longtail_share > 0:
-        groups.append(
-            _Group(
-                "longtail",
-                snap.longtail_mask(rules.longtail_percentile),
-                math.ceil(rules.longtail_share * w),
-                BOOST_TEXT["longtail"],
-            )
+        group(
+            "longtail",
+            snap.longtail_mask(rules.longtail_percentile),
+            rules.longtail_share,
+            BOOST_TEXT["longtail"],
         )
     if rules.new_creator_share > 0:
-        groups.append(
-            _Group(
-                "new_creator",
-                snap.new_creator_mask(rules.new_creator_days),
-                math.ceil(rules.new_creator_share * w),
-                BOOST_TEXT["new_creator"],
-            )
+        group(
+            "new_creator",
+            snap.new_creator_mask(rules.new_creator_days),
+            rules.new_creator_share,
+            BOOST_TEXT["new_creator"],
         )
     tier_max: dict[int, int] = {}
     for tier_name, quota in rules.tier_quotas.items():
         t = TIERS.index(tier_name)
         if quota.min_share > 0:
-            groups.append(
-                _Group(
-                    f"tier:{tier_name}",
-                    snap.tier == t,
-                    math.ceil(quota.min_share * w),
-                    f"{tier_name.replace('_', ' ')} quota",
-                )
+            group(
+                f"tier:{tier_name}",
+                snap.tier == t,
+                quota.min_share,
+                f"{tier_name.replace('_', ' ')} quota",
             )
         if quota.max_share < 1:
             tier_max[t] = math.floor(quota.max_share * w)
     slots = rules.exploration_slots
     explore_at = {(j + 1) * w // (slots + 1) for j in range(slots)} if slots else set()
     rng = random.Random(seed)
-    pool = [i for i in explore_pool]
+    pool = list(explore_pool)
     rng.shuffle(pool)
-    reasons = {c.item: c for c in ranked}
-    used: set[int] = set()
+    reason_at = {i: r for r, i in enumerate(items)}
+    state = _State(snap, rules, ranked, reason_at, tier_max)
     out: list[Placed] = []
     while len(out) < n:
-        window = _fill_window(
-            ranked,
-            snap,
-            rules,
-            groups,
-            tier_max,
-            explore_at,
-            pool,
-            reasons,
-            used,
-            min(w, n - len(out)),
-        )
+        window = state.fill_window(groups, explore_at, pool, min(w, n - len(out)))
         if not window:
             break
         out += window
     return out
 
 
-def _fill_window(
-    ranked: Sequence[Candidate],
-    snap: CatalogSnapshot,
-    rules: PolicyRules,
-    groups: list[_Group],
-    tier_max: dict[int, int],
-    explore_at: set[int],
-    pool: list[int],
-    reasons: dict[int, Candidate],
-    used: set[int],
-    size: int,
-) -> list[Placed]:
-    w = rules.window
-    per_merchant: dict[int, int] = {}
-    per_creator: dict[int, int] = {}
-    per_category: dict[int, int] = {}
-    per_tier: dict[int, int] = {}
-    counts = [0] * len(groups)
-    window: list[Placed] = []
+class _State:
+    """What the greedy pass has placed so far, and the per-window counters."""
 
-    def fits(i: int) -> bool:
-        if i in used:
-            return False
-        m, c, k, t = (
-            int(snap.merchant[i]),
-            int(snap.creator[i]),
-            int(snap.category[i]),
-            int(snap.tier[i]),
+    def __init__(
+        self,
+        snap: CatalogSnapshot,
+        rules: PolicyRules,
+        ranked: Ranked,
+        reason_at: dict[int, int],
+        tier_max: dict[int, int],
+    ) -> None:
+        self.snap, self.rules, self.ranked = snap, rules, ranked
+        self.reason_at, self.tier_max = reason_at, tier_max
+        self.used: set[int] = set()
+        self.head = 0  # ranked items before this index are all placed
+
+    def fill_window(
+        self, groups: list[_Group], explore_at: set[int], pool: list[int], size: int
+    ) -> list[Placed]:
+        rules, snap, used = self.rules, self.snap, self.used
+        merchant, creator, category, tier = (
+            snap.merchant_l,
+            snap.creator_l,
+            snap.category_l,
+            snap.tier_l,
         )
-        if m >= 0 and per_merchant.get(m, 0) >= rules.max_per_merchant:
-            return False
-        if c >= 0 and per_creator.get(c, 0) >= rules.max_per_creator:
-            return False
-        if k >= 0 and per_category.get(k, 0) >= rules.max_per_category:
-            return False
-        return not (t in tier_max and per_tier.get(t, 0) >= tier_max[t])
+        max_m, max_c, max_k = rules.max_per_merchant, rules.max_per_creator, rules.max_per_category
+        tier_max = self.tier_max
+        w = rules.window
+        per_merchant: dict[int, int] = {}
+        per_creator: dict[int, int] = {}
+        per_category: dict[int, int] = {}
+        per_tier: dict[int, int] = {}
+        counts = [0] * len(groups)
+        window: list[Placed] = []
 
-    def place(i: int, boost: str | None) -> None:
-        used.add(i)
-        for key, counter in (
-            (int(snap.merchant[i]), per_merchant),
-            (int(snap.creator[i]), per_creator),
-            (int(snap.category[i]), per_category),
-            (int(snap.tier[i]), per_tier),
-        ):
-            if key >= 0:
-                counter[key] = counter.get(key, 0) + 1
-        for g_i, g in enumerate(groups):
-            if g.members[i]:
-                counts[g_i] += 1
-        cand = reasons.get(i)
-        boosts = [boost] if boost else []
-        if cand is None:  # a pool item with no organic reason: the boost is the reason
-            code = "explore" if boost == BOOST_TEXT["explore"] else "boost"
-            text = boost or "picked for you"
-            window.append(Placed(i, code, text, boosts))
-        else:
-            window.append(Placed(i, cand.reason_code, cand.reason, boosts))
+        def fits(i: int) -> bool:
+            if i in used:
+                return False
+            m, c, k, t = merchant[i], creator[i], category[i], tier[i]
+            if m >= 0 and per_merchant.get(m, 0) >= max_m:
+                return False
+            if c >= 0 and per_creator.get(c, 0) >= max_c:
+                return False
+            if k >= 0 and per_category.get(k, 0) >= max_k:
+                return False
+            return not (t in tier_max and per_tier.get(t, 0) >= tier_max[t])
 
-    for p in range(size):
-        placed = False
-        if p in explore_at:
-            while pool and not placed:
-                i = pool.pop()
-                if fits(i):
-                    place(i, BOOST_TEXT["explore"])
-                    placed = True
-        if not placed:
-            deficits = [
-                (math.ceil(g.need * (p + 1) / w) - counts[g_i], g_i) for g_i, g in enumerate(groups)
-            ]
-            for deficit, g_i in sorted(deficits, reverse=True):
-                if deficit <= 0:
-                    break
-                g = groups[g_i]
-                for c in ranked:
-                    if g.members[c.item] and fits(c.item):
-                        place(c.item, g.label)
+        def place(i: int, boost: str | None) -> None:
+            used.add(i)
+            for key, counter in (
+                (merchant[i], per_merchant),
+                (creator[i], per_creator),
+                (category[i], per_category),
+                (tier[i], per_tier),
+            ):
+                if key >= 0:
+                    counter[key] = counter.get(key, 0) + 1
+            for g_i, g in enumerate(groups):
+                if g.mask[i]:
+                    counts[g_i] += 1
+            r = self.reason_at.get(i)
+            boosts = [boost] if boost else []
+            if r is None:  # a pool item with no organic reason: the boost is the reason
+                code = "explore" if boost == BOOST_TEXT["explore"] else "boost"
+                window.append(Placed(i, code, boost or "picked for you", boosts))
+            else:
+                window.append(Placed(i, self.ranked.codes[r], self.ranked.texts[r], boosts))
+
+        items = self.ranked.items
+        for p in range(size):
+            placed = False
+            if p in explore_at:
+                while pool and not placed:
+                    i = pool.pop()
+                    if fits(i):
+                        place(i, BOOST_TEXT["explore"])
+                        placed = True
+            if not placed and groups:
+                deficits = [
+                    (math.ceil(g.need * (p + 1) / w) - counts[g_i], g_i)
+                    for g_i, g in enumerate(groups)
+                ]
+                for deficit, g_i in sorted(deficits, reverse=True):
+                    if deficit <= 0:
+                        break
+                    g = groups[g_i]
+                    members = g.members
+                    while g.pos < len(members) and members[g.pos] in used:
+                        g.pos += 1
+                    for i in members[g.pos :]:
+                        if fits(i):
+                            place(i, g.label)
+                            placed = True
+                            break
+                    if placed:
+                        break
+            if not placed:
+                while self.head < len(items) and items[self.head] in used:
+                    self.head += 1
+                for i in items[self.head :]:
+                    if fits(i):
+                        place(i, None)
                         placed = True
                         break
-                if placed:
-                    break
-        if not placed:
-            for c in ranked:
-                if fits(c.item):
-                    place(c.item, None)
-                    placed = True
-                    break
-        if not placed:  # caps exhausted every candidate: relax to the best unused one
-            for c in ranked:
-                if c.item not in used:
-                    place(c.item, None)
-                    placed = True
-                    break
-        if not placed:
-            break
-    return window
+            if not placed:  # caps exhausted every candidate: relax to the best unused one
+                for i in items[self.head :]:
+                    if i not in used:
+                        place(i, None)
+                        placed = True
+                        break
+            if not placed:
+                break
+        return window
 
 
 def exposure_summary(

@@ -44,6 +44,15 @@ class EventBatchResult(BaseModel):
     errors: list[EventError]
 
 
+class DealStateOut(BaseModel):
+    """Live state of a festival-deal item (from the deals engine at request time)."""
+
+    status: str = Field(description="upcoming / live / sold_out / ended / not_on_sale")
+    stock_left: int
+    starts_at: str
+    ends_at: str
+
+
 class FeedItemOut(BaseModel):
     """One card of the feed, with why it is there."""
 
@@ -58,6 +67,7 @@ class FeedItemOut(BaseModel):
     currency: str | None
     deal_item_id: int | None
     deal_price_minor: int | None
+    deal: DealStateOut | None = None
     reason: str
     reason_code: str
     boosts: list[str]

@@ -3,7 +3,9 @@
 Each run writes ``<data_dir>/models/<version>/next-item/`` (the recsys artifact format) and a
 ``feed_model_versions`` row, and makes it the active version: every serving process notices
 within a couple of seconds and swaps it in, without a restart. Older versions stay on disk
-and can be re-activated (``POST /api/v1/feed/models/{version}/activate``).
+and can be re-activated (``POST /api/v1/feed/models/{version}/activate``). Next to the model,
+a run precomputes the per-item neighbour lists serving reads (``neighbours.py``), and it
+republishes the catalog snapshot.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select, update
 
+from juxing.feed.catalog import write_snapshot
 from juxing.feed.engine import MODEL_DIR
+from juxing.feed.neighbours import BATCH, build_neighbours, load_neighbours, save_neighbours
 from juxing.kit.db import Database
 from juxing.kit.time import utcnow
 from juxing.models.events import BehaviorEvent
 from juxing.models.feed import FeedModelVersion
-from juxing.recsys.base import Recommender
+from juxing.recsys.base import Recommender, load_model
 from juxing.recsys.data import Interactions
 from juxing.recsys.pipeline import DEFAULT_MODEL, make_model
 
@@ -137,6 +141,13 @@ def train(
     if on_step:
         on_step("saving artifact", 0, None)
     model.save(tmp / MODEL_DIR)
+    if on_step:
+        on_step("neighbour lists", 0, model.n_items)
+    items, scores = build_neighbours(
+        model,
+        on_progress=(lambda done, _n: on_step("neighbour lists", BATCH, None)) if on_step else None,
+    )
+    save_neighbours(tmp / MODEL_DIR, items, scores)
     tmp.rename(root)  # appears complete or not at all
     seconds = time.perf_counter() - started
     try:
@@ -163,4 +174,34 @@ def train(
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
+    if on_step:
+        on_step("catalog snapshot", 0, None)
+    publish_snapshot(db, data_dir)
     return TrainResult(version, root, data.n_users, data.n_items, int(total or 0), seconds)
+
+
+def publish_snapshot(db: Database, data_dir: Path) -> Path:
+    """Rebuild the serving snapshot file the API processes load (see ``catalog``)."""
+    with db.session(write=False) as session:
+        return write_snapshot(session, data_dir)
+
+
+def build_serving_artifacts(db: Database, data_dir: Path) -> str | None:
+    """Neighbour lists for the active model version (if it lacks them) and a fresh snapshot.
+
+    Returns the active version, or None when no model is trained yet.
+    """
+    with db.session(write=False) as session:
+        row = session.execute(
+            select(FeedModelVersion.version, FeedModelVersion.path)
+            .where(FeedModelVersion.is_active.is_(True))
+            .order_by(FeedModelVersion.id.desc())
+            .limit(1)
+        ).first()
+    if row is not None:
+        folder = Path(row.path) / MODEL_DIR
+        if load_neighbours(folder) is None:
+            items, scores = build_neighbours(load_model(folder))
+            save_neighbours(folder, items, scores)
+    publish_snapshot(db, data_dir)
+    return row.version if row is not None else None

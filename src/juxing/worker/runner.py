@@ -23,6 +23,7 @@ TASK_MODULES: tuple[str, ...] = (
     "juxing.commission.tasks",  # issue 6: commission
     "juxing.deals.tasks",  # issue 3: deals
     "juxing.content.tasks",  # issue 4: content
+    "juxing.feed.tasks",  # issue 5: feed snapshot
 )
 
 
