@@ -446,6 +446,25 @@ def check(cluster: Cluster, world: World, book: Ledger) -> tuple[list[str], dict
     return violations, figures
 
 
+def _dump_redis(cluster: Cluster) -> None:
+    """Keep every deal key of the private Redis next to the logs (for a violation report)."""
+    from juxing.kit.redis import make_redis
+
+    if cluster.redis is None:
+        return
+    try:
+        client = make_redis(cluster.redis.url)
+        dump = {
+            k.decode(): {f.decode(): v.decode() for f, v in client.hgetall(k).items()}
+            for k in client.scan_iter(match="juxing:deal:*")
+            if client.type(k) == b"hash"
+        }
+        client.close()
+        (cluster.workdir / "redis-deal-keys.json").write_text(json.dumps(dump, indent=1))
+    except Exception as exc:  # the dump is a courtesy; the run's result stands
+        print(f"  could not dump redis: {exc}", file=sys.stderr)
+
+
 # --- a run ----------------------------------------------------------------------------------
 
 
@@ -538,6 +557,7 @@ def one_run(
         }
     finally:
         if keep:
+            _dump_redis(cluster)
             for p in cluster.processes:
                 p.kill()
             if cluster.redis and cluster.redis.proc:

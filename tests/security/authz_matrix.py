@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import owners
 from sqlalchemy.orm import Session
 
 from juxing.accounts import service as accounts
@@ -48,6 +50,9 @@ class Access:
     # Error codes an admitted role may still get as a business precondition (e.g. 403
     # creator_profile_required for a creator who has not set up a profile yet).
     admitted_errors: frozenset[str] = frozenset()
+    # A valid JSON body for owner/other calls (else ``{}``): a body that fails validation
+    # would answer 422 before ownership is ever checked.
+    body: dict[str, Any] | None = field(default=None, compare=False)
 
 
 def roles(
@@ -89,9 +94,24 @@ def form_for(*names: str) -> Access:
 FORM = form_for(*ROLES)  # a public form (sign-in, language)
 
 
-def owned(*names: str, owner: str, operator_sees_others: bool = True) -> Access:
+def owned(
+    *names: str,
+    owner: str,
+    operator_sees_others: bool = True,
+    body: dict[str, Any] | None = None,
+    admitted_errors: frozenset[str] = frozenset(),
+) -> Access:
     """Admit ``names``, and only on the caller's own object (see OWNERS)."""
-    return roles(*names, owner=owner, operator_sees_others=operator_sees_others)
+    if owner not in OWNERS:
+        raise ValueError(f"no owner factory {owner!r} in OWNERS")
+    access = roles(*names, owner=owner, operator_sees_others=operator_sees_others)
+    return Access(
+        access.allowed,
+        owner=owner,
+        operator_sees_others=operator_sees_others,
+        body=body,
+        admitted_errors=admitted_errors,
+    )
 
 
 def fill_path(path: str, params: dict[str, int]) -> str:
@@ -111,7 +131,22 @@ def _api_token(session: Session, owner: User) -> dict[str, int]:
 OwnerFactory = Callable[[Session, User], dict[str, int]]
 OWNERS: dict[str, tuple[str, OwnerFactory]] = {
     "api_token": ("shopper", _api_token),
+    "campaign": ("merchant", owners.campaign),
+    "deal_item": ("merchant", owners.deal_item),
+    "order": ("shopper", owners.order),
+    "shop_order": ("merchant", owners.shop_order),
+    "payment": ("shopper", owners.payment),
+    "merchant": ("merchant", owners.merchant),
+    "product": ("merchant", owners.product),
+    "sku": ("merchant", owners.sku),
+    "post": ("creator", owners.post),
+    "live_room": ("creator", owners.live_room),
+    "brief": ("merchant", owners.brief),
+    "application_of_creator": ("creator", owners.application_of_creator),
+    "application_to_merchant": ("merchant", owners.application_to_merchant),
+    "payout": ("creator", owners.payout),
 }
+MO = ("merchant", "operator")
 
 
 # --- The matrix: "METHOD /path" -> Access ------------------------------------------------
@@ -137,13 +172,13 @@ MATRIX: dict[str, Access] = {
     ),
     "GET /api/v1/campaigns": roles("merchant", "operator"),
     "POST /api/v1/campaigns": roles("merchant", "operator"),
-    "GET /api/v1/campaigns/{campaign_id}": roles("merchant", "operator"),
+    "GET /api/v1/campaigns/{campaign_id}": owned(*MO, owner="campaign"),
     "POST /api/v1/campaigns/{campaign_id}/approve": roles("operator"),
     "POST /api/v1/campaigns/{campaign_id}/items": roles("merchant", "operator"),
     "POST /api/v1/campaigns/{campaign_id}/reject": roles("operator"),
-    "POST /api/v1/campaigns/{campaign_id}/revise": roles("merchant", "operator"),
-    "POST /api/v1/campaigns/{campaign_id}/submit": roles("merchant", "operator"),
-    "GET /api/v1/campaigns/{campaign_id}/transitions": roles("merchant", "operator"),
+    "POST /api/v1/campaigns/{campaign_id}/revise": owned(*MO, owner="campaign"),
+    "POST /api/v1/campaigns/{campaign_id}/submit": owned(*MO, owner="campaign"),
+    "GET /api/v1/campaigns/{campaign_id}/transitions": owned(*MO, owner="campaign"),
     "GET /api/v1/cards": PUBLIC,
     "GET /api/v1/categories": PUBLIC,
     "POST /api/v1/categories": roles("operator"),
@@ -156,19 +191,21 @@ MATRIX: dict[str, Access] = {
     "PUT /api/v1/commission/level-bonuses": roles("operator"),
     "GET /api/v1/commission/links": roles("creator"),
     "POST /api/v1/commission/links": roles("creator"),
-    "GET /api/v1/commission/merchants/{merchant_id}/rules": roles("merchant", "operator"),
-    "PUT /api/v1/commission/merchants/{merchant_id}/rules": roles("merchant", "operator"),
+    "GET /api/v1/commission/merchants/{merchant_id}/rules": owned(*MO, owner="merchant"),
+    "PUT /api/v1/commission/merchants/{merchant_id}/rules": owned(
+        *MO, owner="merchant", body={"scope": "merchant", "rate_bp": 500}
+    ),
     "DELETE /api/v1/commission/merchants/{merchant_id}/rules/{rule_id}": roles(
         "merchant", "operator"
     ),
-    "GET /api/v1/commission/orders/{order_id}/attribution": SIGNED_IN,
+    "GET /api/v1/commission/orders/{order_id}/attribution": owned(*SIGNED_IN_ROLES, owner="order"),
     "GET /api/v1/commission/payouts": roles("creator", "operator"),
     "POST /api/v1/commission/payouts": roles("creator"),
-    "GET /api/v1/commission/payouts/{payout_id}": SIGNED_IN,
+    "GET /api/v1/commission/payouts/{payout_id}": owned(*SIGNED_IN_ROLES, owner="payout"),
     "POST /api/v1/commission/payouts/{payout_id}/settle": roles("operator"),
-    "GET /api/v1/commission/payouts/{payout_id}/statement": SIGNED_IN,
+    "GET /api/v1/commission/payouts/{payout_id}/statement": owned(*SIGNED_IN_ROLES, owner="payout"),
     "GET /api/v1/commission/statements/creator": roles("creator", "operator"),
-    "GET /api/v1/commission/statements/merchants/{merchant_id}": roles("merchant", "operator"),
+    "GET /api/v1/commission/statements/merchants/{merchant_id}": owned(*MO, owner="merchant"),
     "POST /api/v1/content/media": SIGNED_IN,
     "GET /api/v1/content/media/{name}": PUBLIC,
     "GET /api/v1/coupons": PUBLIC,
@@ -187,9 +224,9 @@ MATRIX: dict[str, Access] = {
     "GET /api/v1/creators/{handle}": PUBLIC,
     "PUT /api/v1/creators/{user_id}/level": roles("operator"),
     "GET /api/v1/dashboards/creator": roles("creator", "operator"),
-    "GET /api/v1/dashboards/merchant/{merchant_id}": roles("merchant", "operator"),
+    "GET /api/v1/dashboards/merchant/{merchant_id}": owned(*MO, owner="merchant"),
     "GET /api/v1/dashboards/operator": roles("operator"),
-    "DELETE /api/v1/deal-items/{deal_item_id}": roles("merchant", "operator"),
+    "DELETE /api/v1/deal-items/{deal_item_id}": owned(*MO, owner="deal_item"),
     "GET /api/v1/deal-items/{deal_item_id}": PUBLIC,
     "POST /api/v1/deal-items/{deal_item_id}/reconcile": roles("operator"),
     "GET /api/v1/deal-items/{deal_item_id}/stock": roles("operator"),
@@ -223,27 +260,45 @@ MATRIX: dict[str, Access] = {
     "GET /api/v1/live-rooms": PUBLIC,
     "POST /api/v1/live-rooms": roles("creator"),
     "GET /api/v1/live-rooms/{room_id}": PUBLIC,
-    "POST /api/v1/live-rooms/{room_id}/end": roles("creator"),
+    "POST /api/v1/live-rooms/{room_id}/end": owned("creator", owner="live_room"),
     "GET /api/v1/live-rooms/{room_id}/events": PUBLIC,
-    "POST /api/v1/live-rooms/{room_id}/pin": roles("creator"),
-    "POST /api/v1/live-rooms/{room_id}/start": roles("creator"),
+    "POST /api/v1/live-rooms/{room_id}/pin": owned(
+        "creator", owner="live_room", body={"item_id": None}
+    ),
+    "POST /api/v1/live-rooms/{room_id}/start": owned("creator", owner="live_room"),
     "GET /api/v1/marketplace/applications": SIGNED_IN,
-    "GET /api/v1/marketplace/applications/{application_id}": SIGNED_IN,
-    "POST /api/v1/marketplace/applications/{application_id}/accept": roles("merchant"),
-    "POST /api/v1/marketplace/applications/{application_id}/approve": roles("merchant"),
-    "POST /api/v1/marketplace/applications/{application_id}/decline": roles("merchant"),
-    "POST /api/v1/marketplace/applications/{application_id}/deliver": roles("creator"),
-    "POST /api/v1/marketplace/applications/{application_id}/dispute": roles("merchant"),
+    "GET /api/v1/marketplace/applications/{application_id}": owned(
+        *SIGNED_IN_ROLES, owner="application_of_creator"
+    ),
+    "POST /api/v1/marketplace/applications/{application_id}/accept": owned(
+        "merchant", owner="application_to_merchant"
+    ),
+    "POST /api/v1/marketplace/applications/{application_id}/approve": owned(
+        "merchant", owner="application_to_merchant"
+    ),
+    "POST /api/v1/marketplace/applications/{application_id}/decline": owned(
+        "merchant", owner="application_to_merchant"
+    ),
+    "POST /api/v1/marketplace/applications/{application_id}/deliver": owned(
+        "creator", owner="application_of_creator"
+    ),
+    "POST /api/v1/marketplace/applications/{application_id}/dispute": owned(
+        "merchant", owner="application_to_merchant", body={"reason": "Not delivered"}
+    ),
     "POST /api/v1/marketplace/applications/{application_id}/resolve": roles("operator"),
-    "POST /api/v1/marketplace/applications/{application_id}/withdraw": roles("creator"),
+    "POST /api/v1/marketplace/applications/{application_id}/withdraw": owned(
+        "creator", owner="application_of_creator"
+    ),
     "GET /api/v1/marketplace/briefs": SIGNED_IN,
     "POST /api/v1/marketplace/briefs": roles("merchant"),
     "GET /api/v1/marketplace/briefs/recommended": roles("creator"),
     "GET /api/v1/marketplace/briefs/{brief_id}": SIGNED_IN,
     "POST /api/v1/marketplace/briefs/{brief_id}/applications": roles("creator"),
-    "POST /api/v1/marketplace/briefs/{brief_id}/close": roles("merchant"),
+    "POST /api/v1/marketplace/briefs/{brief_id}/close": owned("merchant", owner="brief"),
     "GET /api/v1/marketplace/briefs/{brief_id}/recommended-creators": SIGNED_IN,
-    "GET /api/v1/marketplace/merchants/{merchant_id}/balance": SIGNED_IN,
+    "GET /api/v1/marketplace/merchants/{merchant_id}/balance": owned(
+        *SIGNED_IN_ROLES, owner="merchant"
+    ),
     "POST /api/v1/marketplace/merchants/{merchant_id}/balance/top-ups": roles("operator"),
     "GET /api/v1/marketplace/notifications": SIGNED_IN,
     "POST /api/v1/marketplace/notifications/read": SIGNED_IN,
@@ -262,37 +317,39 @@ MATRIX: dict[str, Access] = {
     "POST /api/v1/moderation/cases/{case_id}/reject": roles("operator"),
     "GET /api/v1/orders": SIGNED_IN,
     "POST /api/v1/orders": roles("shopper"),
-    "GET /api/v1/orders/{order_id}": SIGNED_IN,
-    "POST /api/v1/orders/{order_id}/cancel": SIGNED_IN,
-    "POST /api/v1/orders/{order_id}/pay": roles("shopper"),
-    "POST /api/v1/orders/{order_id}/receive": SIGNED_IN,
-    "GET /api/v1/orders/{order_id}/refunds": SIGNED_IN,
-    "POST /api/v1/orders/{order_id}/refunds": roles("merchant", "operator"),
-    "POST /api/v1/orders/{order_id}/ship": roles("merchant", "operator"),
+    "GET /api/v1/orders/{order_id}": owned(*SIGNED_IN_ROLES, owner="order"),
+    "POST /api/v1/orders/{order_id}/cancel": owned(*SIGNED_IN_ROLES, owner="order"),
+    "POST /api/v1/orders/{order_id}/pay": owned("shopper", owner="order"),
+    "POST /api/v1/orders/{order_id}/receive": owned(*SIGNED_IN_ROLES, owner="order"),
+    "GET /api/v1/orders/{order_id}/refunds": owned(*SIGNED_IN_ROLES, owner="order"),
+    "POST /api/v1/orders/{order_id}/refunds": owned(*MO, owner="shop_order"),
+    "POST /api/v1/orders/{order_id}/ship": owned(*MO, owner="shop_order"),
     "POST /api/v1/payments/callbacks/{provider_name}": PUBLIC,
-    "GET /api/v1/payments/{payment_id}": SIGNED_IN,
-    "POST /api/v1/payments/{payment_id}/simulate": SIGNED_IN,
+    "GET /api/v1/payments/{payment_id}": owned(*SIGNED_IN_ROLES, owner="payment"),
+    "POST /api/v1/payments/{payment_id}/simulate": owned(*SIGNED_IN_ROLES, owner="payment"),
     "GET /api/v1/posts": PUBLIC,
     "POST /api/v1/posts": SIGNED_IN,
-    "DELETE /api/v1/posts/{post_id}": SIGNED_IN,
+    "DELETE /api/v1/posts/{post_id}": owned(*SIGNED_IN_ROLES, owner="post"),
     "GET /api/v1/posts/{post_id}": PUBLIC,
-    "PATCH /api/v1/posts/{post_id}": SIGNED_IN,
-    "GET /api/v1/posts/{post_id}/moderation": SIGNED_IN,
-    "POST /api/v1/posts/{post_id}/publish": SIGNED_IN,
-    "POST /api/v1/posts/{post_id}/unpublish": SIGNED_IN,
-    "GET /api/v1/posts/{post_id}/versions": SIGNED_IN,
+    "PATCH /api/v1/posts/{post_id}": owned(*SIGNED_IN_ROLES, owner="post"),
+    "GET /api/v1/posts/{post_id}/moderation": owned(*SIGNED_IN_ROLES, owner="post"),
+    "POST /api/v1/posts/{post_id}/publish": owned(*SIGNED_IN_ROLES, owner="post"),
+    "POST /api/v1/posts/{post_id}/unpublish": owned(*SIGNED_IN_ROLES, owner="post"),
+    "GET /api/v1/posts/{post_id}/versions": owned(*SIGNED_IN_ROLES, owner="post"),
     "GET /api/v1/products": PUBLIC,
     "POST /api/v1/products": roles("merchant", "operator"),
     "GET /api/v1/products/{product_id}": PUBLIC,
-    "PATCH /api/v1/products/{product_id}": roles("merchant", "operator"),
+    "PATCH /api/v1/products/{product_id}": owned(*MO, owner="product"),
     "POST /api/v1/products/{product_id}/images": SIGNED_IN,
     "GET /api/v1/products/{product_id}/similar": PUBLIC,
-    "POST /api/v1/products/{product_id}/skus": roles("merchant", "operator"),
+    "POST /api/v1/products/{product_id}/skus": owned(
+        *MO, owner="product", body={"name": "Blue", "list_price_minor": 100}
+    ),
     "GET /api/v1/search": PUBLIC,
     "GET /api/v1/segments": roles("merchant", "operator"),
     "POST /api/v1/segments/compute": roles("operator"),
     "GET /api/v1/segments/creators/{creator_id}": SIGNED_IN,
-    "PATCH /api/v1/skus/{sku_id}": roles("merchant", "operator"),
+    "PATCH /api/v1/skus/{sku_id}": owned(*MO, owner="sku"),
     "GET /healthz": PUBLIC,
     "POST /lang": FORM,
     "GET /merchant": page_for("merchant"),

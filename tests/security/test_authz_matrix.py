@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from factories import PASSWORD, bearer, make_user
 from juxing.app import create_app
 from juxing.config import Settings
+from juxing.content import service as content
 from juxing.models.accounts import Role
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -67,6 +68,18 @@ def _allowed_ok(status: int, access: Access, response_location: str) -> bool:
 def test_role_and_ownership_matrix(matrix_app: FastAPI, session) -> None:  # type: ignore[no-untyped-def]
     table = route_table(matrix_app)
     users = {name: make_user(session, Role(name)) for name in SIGNED_IN_ROLES}
+    # The creator is an approved one (with a profile), as creator pages and actions expect.
+    application = content.apply_as_creator(
+        session=session,
+        user=users["creator"],
+        handle=f"matrix{users['creator'].id}",
+        bio="",
+        pitch="",
+    )
+    content.approve_application(
+        session=session, operator=users["operator"], application_id=application.id
+    )
+    session.flush()
     headers = {name: bearer(session, user) for name, user in users.items()}
     headers["anonymous"] = {}
     failures: list[str] = []
@@ -74,11 +87,13 @@ def test_role_and_ownership_matrix(matrix_app: FastAPI, session) -> None:  # typ
 
     with TestClient(matrix_app, follow_redirects=False) as client:
 
-        def call(method: str, path: str, role_headers: dict[str, str]) -> tuple[int, str]:
+        def call(
+            method: str, path: str, role_headers: dict[str, str], body: dict | None = None
+        ) -> tuple[int, str]:
             r = client.request(
                 method,
                 path,
-                json={} if method in BODY_METHODS else None,
+                json=(body if body is not None else {}) if method in BODY_METHODS else None,
                 headers=role_headers,
             )
             return r.status_code, describe(r)
@@ -122,18 +137,22 @@ def test_role_and_ownership_matrix(matrix_app: FastAPI, session) -> None:  # typ
                 owner_params = factory(session, owner)
                 url = fill_path(path, owner_params)
                 # Another user of the same role: 404, the object "does not exist" for them.
-                status, _ = call(method, url, other_headers)
+                status, _ = call(method, url, other_headers, access.body)
                 checked += 1
                 if status != 404:
                     failures.append(f"{key} as another {owner_role}: {status}, expected 404")
                 if "operator" in access.allowed:
-                    status, loc = call(method, url, headers["operator"])
+                    # On an object of its own (the call may change or delete it).
+                    spare = factory(session, make_user(session, Role(owner_role)))
+                    status, loc = call(
+                        method, fill_path(path, spare), headers["operator"], access.body
+                    )
                     checked += 1
                     if access.operator_sees_others and not _allowed_ok(status, access, loc):
                         failures.append(f"{key} as operator on another's object: {status}")
                     if not access.operator_sees_others and status != 404:
                         failures.append(f"{key} as operator on another's: {status}, expected 404")
-                status, loc = call(method, url, bearer(session, owner))
+                status, loc = call(method, url, bearer(session, owner), access.body)
                 checked += 1
                 if status == 404 or not _allowed_ok(status, access, loc):
                     failures.append(f"{key} as its owner ({owner_role}): {status}")
