@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy import event, select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -148,27 +148,54 @@ class SqlStock:
 
     name = "sql"
 
+    def __init__(self) -> None:
+        self._statements: dict[str, tuple[Any, Any]] = {}
+
+    def _take_statements(self, dialect: str) -> tuple[Any, Any]:
+        """The two guarded statements of ``take``, built once per dialect (hot path)."""
+        built = self._statements.get(dialect)
+        if built is None:
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            holdings = DealHolding.__table__
+            upsert = insert(holdings).values(
+                deal_item_id=bindparam("item_id"),
+                shopper_id=bindparam("shopper_id"),
+                quantity=bindparam("quantity"),
+            )
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[holdings.c.deal_item_id, holdings.c.shopper_id],
+                set_={"quantity": holdings.c.quantity + upsert.excluded.quantity},
+                where=holdings.c.quantity + upsert.excluded.quantity <= bindparam("limit"),
+            ).returning(holdings.c.quantity)
+            items = DealItem.__table__
+            take = (
+                update(items)
+                .where(
+                    items.c.id == bindparam("item_id"), items.c.available >= bindparam("quantity")
+                )
+                .values(
+                    available=items.c.available - bindparam("quantity"),
+                    reserved=items.c.reserved + bindparam("quantity"),
+                )
+            )
+            built = (upsert, take)
+            self._statements[dialect] = built
+        return built
+
     def take(
         self, session: Session, *, item: ItemRef, shopper_id: int, quantity: int, token: str
     ) -> None:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        table = DealHolding.__table__
-        stmt = insert(table).values(deal_item_id=item.id, shopper_id=shopper_id, quantity=quantity)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.deal_item_id, table.c.shopper_id],
-            set_={"quantity": table.c.quantity + stmt.excluded.quantity},
-            where=table.c.quantity + stmt.excluded.quantity <= item.per_user_limit,
-        )
+        upsert, take = self._take_statements(session.get_bind().dialect.name)
+        params = {
+            "item_id": item.id,
+            "shopper_id": shopper_id,
+            "quantity": quantity,
+            "limit": item.per_user_limit,
+        }
         # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT.
-        if session.execute(stmt.returning(table.c.quantity)).first() is None:
+        if session.execute(upsert, params).first() is None:
             raise over_limit(item.per_user_limit)
-        taken = session.execute(
-            update(DealItem)
-            .where(DealItem.id == item.id, DealItem.available >= quantity)
-            .values(available=DealItem.available - quantity, reserved=DealItem.reserved + quantity)
-            .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount != 1:
+        if session.execute(take, params).rowcount != 1:
             raise sold_out()
 
     def _move(self, session: Session, item_id: int, **deltas: int) -> None:
