@@ -78,3 +78,7 @@ bench-live: install
 # a private Redis, SIGKILLed at seeded moments); JUXING_FAULTS_SEED/RUNS/SECONDS; see docs/reliability.md
 test-faults: install
 	$(PY) benchmarks/faults.py
+
+# Flash-sale benchmark (issue 3): one hot deal item over HTTP on SQLite, PostgreSQL, Redis.
+bench-flash-sale: install
+	$(PY) benchmarks/flash_sale.py
