@@ -97,6 +97,19 @@ def test_long_window_uses_day_rollups_and_matches_orders(session):
     assert d["totals"]["gmv_minor"] == sum(by_day.values())
     assert {r["bucket"]: r["gmv"] for r in d["tables"]["series"]} == dict(by_day)
 
+    # Refreshing everything again changes nothing; the days equal a rebuild from the hours.
+    def day_rows():
+        q = session.query(
+            MetricRollup.metric, MetricRollup.bucket, MetricRollup.dim, MetricRollup.value
+        )
+        return sorted(q.filter_by(scope="merchant", scope_id=shop.id, grain="d").all())
+
+    before = day_rows()
+    rollups.refresh(session, start=day0, end=day0 + timedelta(days=7), minutes=False)
+    assert day_rows() == before
+    rollups.refresh_days(session, start=day0, end=day0 + timedelta(days=7))
+    assert day_rows() == before
+
     # A short window stays hourly and agrees with the long one on its hours.
     short = dashboards.merchant_dashboard(
         session=session,

@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, String, case, cast, delete, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -284,16 +286,27 @@ def _metric_queries(
 
 def refresh(session: Session, *, start: datetime, end: datetime, minutes: bool = True) -> int:
     """Recompute all rollups for hour buckets in ``[start, end)`` (minutes too, when asked),
-    then the day rollups of the days those hours touch; returns the rows written.
+    and keep the day rollups equal to the sum of their hours; returns the rows written.
 
     Each metric is one ``INSERT ... SELECT ... GROUP BY`` run by the database, so a backfill
-    over months never moves source rows through Python.
+    over months never moves source rows through Python. The day rows are updated by delta:
+    the replaced hours are subtracted and the new hours added (an upsert per direction), so
+    the minute-by-minute job touches only its own few hours, never whole days.
     """
     start, end = floor_hour(start), floor_hour(end - timedelta(microseconds=1)) + HOUR
-    written = 0
-    for grain in ("h", "m") if minutes else ("h",):
-        written += _replace(session, grain, start, end, _metric_queries(session, start, end, grain))
-    written += refresh_days(session, start=start, end=end)
+    _hours_into_days(session, start, end, sign=-1)
+    written = _replace(session, "h", start, end, _metric_queries(session, start, end, "h"))
+    _hours_into_days(session, start, end, sign=1)
+    session.execute(
+        delete(MetricRollup).where(
+            MetricRollup.grain == "d",
+            MetricRollup.bucket >= floor_day(start),
+            MetricRollup.bucket < ceil_day(end),
+            MetricRollup.value == 0,
+        )
+    )
+    if minutes:
+        written += _replace(session, "m", start, end, _metric_queries(session, start, end, "m"))
     mark = session.get(RollupWatermark, "dashboards")
     if mark is None:
         session.add(RollupWatermark(name="dashboards", through=end, note=f"{written} rows"))
@@ -303,8 +316,38 @@ def refresh(session: Session, *, start: datetime, end: datetime, minutes: bool =
     return written
 
 
+def _hours_into_days(session: Session, start: datetime, end: datetime, *, sign: int) -> None:
+    """Add (``sign`` 1) or take away (-1) the hour rows of ``[start, end)`` to their days."""
+    day = trunc(session, MetricRollup.bucket, "d")
+    query = (
+        select(
+            MetricRollup.scope,
+            MetricRollup.metric,
+            literal("d", String),
+            MetricRollup.scope_id,
+            day,
+            MetricRollup.dim,
+            sign * func.sum(MetricRollup.value),
+        )
+        .where(MetricRollup.grain == "h", MetricRollup.bucket >= start, MetricRollup.bucket < end)
+        .group_by(
+            MetricRollup.scope, MetricRollup.metric, MetricRollup.scope_id, day, MetricRollup.dim
+        )
+    )
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = upsert(MetricRollup).from_select(
+        ["scope", "metric", "grain", "scope_id", "bucket", "dim", "value"], query
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["scope", "scope_id", "grain", "metric", "bucket", "dim"],
+        set_={"value": MetricRollup.value + stmt.excluded.value},
+    )
+    session.execute(stmt)
+
+
 def refresh_days(session: Session, *, start: datetime, end: datetime) -> int:
-    """Rebuild the day rollups of the days overlapping ``[start, end)`` from the hour rollups."""
+    """Rebuild the day rollups of the days overlapping ``[start, end)`` from the hour rollups
+    (a repair; :func:`refresh` keeps them in step by itself)."""
     d0, d1 = floor_day(start), ceil_day(end)
     day = trunc(session, MetricRollup.bucket, "d")
     query = (
@@ -329,7 +372,7 @@ def refresh_days(session: Session, *, start: datetime, end: datetime) -> int:
     cols = ["scope", "metric", "scope_id", "bucket", "dim", "value"]
     sub = query.subquery()
     stmt = insert(MetricRollup).from_select([*cols, "grain"], select(*sub.c, literal("d", String)))
-    return max(session.execute(stmt).rowcount or 0, 0)
+    return max(session.connection().execute(stmt).rowcount or 0, 0)
 
 
 def _replace(
@@ -361,7 +404,7 @@ def _replace(
         stmt = insert(MetricRollup).from_select(
             ["scope", "metric", "grain", "scope_id", "bucket", "dim", "value"], rows
         )
-        written += max(session.execute(stmt).rowcount or 0, 0)
+        written += max(session.connection().execute(stmt).rowcount or 0, 0)
     return written
 
 
