@@ -127,6 +127,7 @@ def main() -> None:
         "JUXING_DATA_DIR": str(folder),
         "JUXING_INPROCESS_JOBS": "false",
         "JUXING_LOG_LEVEL": "WARNING",
+        "JUXING_RATE_LIMITS_ENABLED": "false",
     }
     env.pop("JUXING_DATABASE_URL", None)
     env.pop("JUXING_REDIS_URL", None)
@@ -141,7 +142,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=20)
+    load = os.getloadavg()
     print(f"world: {meta['sizes']}")
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print(f"world build {meta['build_seconds']} s, model training {meta['train_seconds']} s")
     print(f"{'measure':<34}{'value':>12}")
     for name, value in rows.items():
@@ -156,6 +159,7 @@ def main() -> None:
                 "ratio": rows["feed / healthz"],
                 "p99_ms_loaded": rows[f"feed p99 ms ({args.conns} conns)"],
                 "train_s": meta["train_seconds"],
+                "load_avg_1m": round(load[0], 1),
             }
         )
     )

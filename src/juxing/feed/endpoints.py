@@ -20,7 +20,8 @@ from juxing.feed.schemas import (
     PreviewIn,
     PreviewOut,
 )
-from juxing.kit.auth import CurrentUser, OperatorUser, OptionalUser
+from juxing.feed.viewer import FeedViewer
+from juxing.kit.auth import CurrentUser, OperatorUser
 from juxing.kit.db import DbSession
 
 router = APIRouter(tags=["feed"])
@@ -45,7 +46,7 @@ def post_events(
 def get_feed(
     request: Request,
     session: DbSession,
-    user: OptionalUser,
+    viewer: FeedViewer,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
@@ -53,9 +54,7 @@ def get_feed(
     feed. Every item says why it is there (``reason``, ``boosts``); festival-deal items carry
     their live ``deal`` state."""
     engine = engine_for(request.app.state)
-    payload = engine.feed_payload(
-        session, user_id=user.id if user else None, limit=limit, cursor=cursor
-    )
+    payload = engine.feed_payload(session, user_id=viewer, limit=limit, cursor=cursor)
     # Built from the snapshot's own typed arrays: documented by FeedPage, not re-validated.
     return Response(
         json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
