@@ -46,7 +46,7 @@ def test_merchant_signs_up_a_campaign_and_operator_approves_it(pages, committed_
     page = pages.open()
     sign_in(page, merchant_email, PASSWORD)
     assert page.url.endswith("/merchant")
-    screenshot(page, "merchant-console")
+    screenshot(page, "merchant-journey-console")
     page.get_by_role("link", name="Sign up for a festival").click()
     page.get_by_label("Festival").select_option(str(festival_id))
     page.get_by_label("Campaign title").fill("Peony Serum at half price")
@@ -79,7 +79,7 @@ def test_merchant_signs_up_a_campaign_and_operator_approves_it(pages, committed_
 
     ops.goto("/ops")
     assert ops.locator("canvas#sold-chart").is_visible()
-    screenshot(ops, "operator-board")
+    screenshot(ops, "operator-journey-board")
 
     # A shopper on a phone sees the approved deal with its countdown and stock bar.
     phone = pages.open(mobile=True)

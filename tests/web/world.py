@@ -47,9 +47,13 @@ def make_creator(session: Session, operator: User, *, name: str, handle: str) ->
     return user
 
 
-def build(session: Session, *, post_title: str = "My honest serum review") -> World:
+def build(
+    session: Session, *, post_title: str = "My honest serum review", history_days: int = 0
+) -> World:
+    """The world; with ``history_days`` the festival and its deal started that long ago."""
     n = next(_seq)
     now = utcnow()
+    started = now - timedelta(days=history_days, hours=1)
     operator = make_user(session, Role.OPERATOR, name="Festival Ops")
     merchant = make_user(session, Role.MERCHANT, name="Huaxi Cosmetics")
     shop = catalog.create_merchant(session=session, owner=merchant, name=f"Huaxi Cosmetics {n}")
@@ -68,7 +72,7 @@ def build(session: Session, *, post_title: str = "My honest serum review") -> Wo
         name="Star Festival",
         name_zh="聚星节",
         theme="Deep discounts from small shops",
-        starts_at=now - timedelta(hours=1),
+        starts_at=started,
         ends_at=now + timedelta(days=2),
     )
     campaign = deals.create_campaign(
@@ -84,9 +88,9 @@ def build(session: Session, *, post_title: str = "My honest serum review") -> Wo
         campaign_id=campaign.id,
         sku_id=sku.id,
         deal_price_minor=9900,
-        deal_stock=50,
+        deal_stock=500,
         per_user_limit=2,
-        starts_at=now - timedelta(minutes=5),
+        starts_at=started + timedelta(minutes=5),
         ends_at=now + timedelta(hours=12),
         commission_rate_bp=1000,
     )
@@ -123,3 +127,49 @@ def build(session: Session, *, post_title: str = "My honest serum review") -> Wo
         post_id=post.id,
         handle=handle,
     )
+
+
+def add_history(session: Session, w: World, *, days: int, orders_count: int, seed: int = 7) -> None:
+    """Clicks on the creator's post link and paid orders spread over the last ``days`` (the
+    services take the time), then the analytics rollups, so charts have history."""
+    import random
+
+    from juxing.analytics import rollups
+    from juxing.commission import links
+    from juxing.deals import orders
+
+    rng = random.Random(seed)
+    now = utcnow()
+    link = links.link_for(
+        session,
+        secret_key="x" * 32,
+        creator_id=w.creator.id,
+        target_type="post",
+        target_id=w.post_id,
+    )
+    ctx = orders.Buying(redis_client=None)
+    shoppers = [make_user(session, Role.SHOPPER) for _ in range((orders_count + 1) // 2)]
+    for i in range(orders_count):
+        # A third in the last three hours (the operator's live board), the rest over the days.
+        recent = i % 3 == 0
+        at = now - timedelta(minutes=rng.randint(5, 170 if recent else days * 24 * 60 - 10))
+        shopper = shoppers[i // 2]
+        for k in range(3):  # most clicks do not convert
+            links.record_click(
+                session,
+                link=link,
+                secret_key="x" * 32,
+                shopper_id=shopper.id if k == 0 else None,
+                visitor_id=None,
+                ip=f"10.{k}.{i}.1",
+                fingerprint=f"device-{i}-{k}",
+                referrer=None,
+                at=at - timedelta(minutes=3 + 40 * k),
+            )
+        order = orders.reserve(
+            session=session, ctx=ctx, shopper=shopper, deal_item_id=w.deal_item_id, now=at
+        )
+        orders.mark_paid(session=session, ctx=ctx, order_id=order.id, now=at + timedelta(minutes=1))
+    session.flush()
+    rollups.refresh(session, start=now - timedelta(days=days + 1), end=now)
+    session.flush()

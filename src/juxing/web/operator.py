@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -33,6 +33,24 @@ router = APIRouter(include_in_schema=False)
 CAMPAIGN_STATUSES = ("submitted", "scheduled", "live", "rejected", "ended", "draft")
 
 
+def per_minute(rows: list[dict[str, Any]], *, end: datetime, span: int) -> list[dict[str, Any]]:
+    """The dashboard's per-minute rows on a full minute axis (minutes without sales are 0)."""
+    by_minute = {row["bucket"][:16]: row for row in rows}
+    last = end.astimezone(UTC).replace(second=0, microsecond=0)
+    out = []
+    for k in range(span - 1, -1, -1):
+        minute = last - timedelta(minutes=k)
+        row = by_minute.get(minute.isoformat()[:16], {})
+        out.append(
+            {
+                "label": minute.strftime("%H:%M"),
+                "gmv": row.get("gmv", 0),
+                "paid_orders": row.get("paid_orders", 0),
+            }
+        )
+    return out
+
+
 @router.get("/ops", response_class=HTMLResponse)
 def board(request: Request, user: OperatorPage, session: DbSession) -> HTMLResponse:
     """The live festival board: festivals, their deals, campaigns waiting for review."""
@@ -45,7 +63,7 @@ def board(request: Request, user: OperatorPage, session: DbSession) -> HTMLRespo
     top = sorted(cards, key=lambda c: c["deal_stock"] - c["stock_left"], reverse=True)[:10]
     now = utcnow()
     live = dashboards.operator_dashboard(session=session, start=now - timedelta(hours=3), end=now)
-    minutes = live["tables"]["per_minute"]
+    minutes = per_minute(live["tables"]["per_minute"], end=now, span=180)
     return render(
         request,
         "ops/main.html",
@@ -63,13 +81,13 @@ def board(request: Request, user: OperatorPage, session: DbSession) -> HTMLRespo
             },
             "live": live["totals"],
             "gmv_chart": {
-                "labels": [row["bucket"][11:16] for row in minutes],
+                "labels": [row["label"] for row in minutes],
                 "datasets": [
                     {"label": N_("GMV (¥)"), "data": [row["gmv"] / 100 for row in minutes]}
                 ],
             },
             "orders_chart": {
-                "labels": [row["bucket"][11:16] for row in minutes],
+                "labels": [row["label"] for row in minutes],
                 "datasets": [
                     {"label": N_("Paid orders"), "data": [row["paid_orders"] for row in minutes]}
                 ],
