@@ -82,3 +82,7 @@ test-faults: install
 # Flash-sale benchmark (issue 3): one hot deal item over HTTP on SQLite, PostgreSQL, Redis.
 bench-flash-sale: install
 	$(PY) benchmarks/flash_sale.py
+
+# issue 9: per-node basis for docs/scaling.md (orders, clicks, feed on 1 vs 2 API processes, PG + Redis)
+bench-scaleout: install
+	$(PY) benchmarks/faults_scaleout.py

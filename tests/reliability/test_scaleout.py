@@ -54,6 +54,15 @@ def _rush(urls: list[str], world: World, item_id: int) -> tuple[dict[int, int], 
     acked: dict[int, int] = {}
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
+    # Every shopper first arrives through the creator's tracking link (so paid orders earn
+    # commission and post to the ledger).
+    with httpx.Client(timeout=60) as http:
+        for i, (_sid, token) in enumerate(sorted(world.shopper_tokens.items())):
+            r = http.get(
+                f"{urls[i % len(urls)]}/t/{world.link_tokens[item_id][0]}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status_code == 302, r.text
     jobs = [(sid, n) for sid in world.shopper_tokens for n in range(TRIES)]
     random.Random(item_id).shuffle(jobs)
     barrier = threading.Barrier(8)

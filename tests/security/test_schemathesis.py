@@ -19,6 +19,7 @@ from juxing.config import Settings
 from juxing.models.accounts import Role
 
 EXAMPLES = int(os.environ.get("JUXING_SCHEMATHESIS_EXAMPLES", "8"))
+PROGRESS = os.environ.get("JUXING_SCHEMATHESIS_PROGRESS") == "1"
 
 
 @pytest.fixture
@@ -62,6 +63,10 @@ def test_api_as_every_role(fuzz_app: FastAPI, role_headers) -> None:  # type: ig
             run()
         except Exception as exc:
             failures.append(f"{operation.label}: {str(exc)[:600]}")
+            if PROGRESS:  # long runs: see failures as they come (pytest -s)
+                print(f"FAIL {failures[-1]}", flush=True)
+        if PROGRESS:
+            print(f"done {operation.label}: {cases} cases so far", flush=True)
     print(f"schemathesis: {cases} cases, {len(failures)} failing operations")
     assert cases > 0
     assert not failures, "\n\n".join(failures)
