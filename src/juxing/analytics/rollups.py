@@ -372,7 +372,11 @@ def refresh_days(session: Session, *, start: datetime, end: datetime) -> int:
     cols = ["scope", "metric", "scope_id", "bucket", "dim", "value"]
     sub = query.subquery()
     stmt = insert(MetricRollup).from_select([*cols, "grain"], select(*sub.c, literal("d", String)))
-    return max(session.connection().execute(stmt).rowcount or 0, 0)
+    return max(
+        session.connection().execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+        or 0,
+        0,
+    )
 
 
 def _replace(
@@ -404,7 +408,13 @@ def _replace(
         stmt = insert(MetricRollup).from_select(
             ["scope", "metric", "grain", "scope_id", "bucket", "dim", "value"], rows
         )
-        written += max(session.connection().execute(stmt).rowcount or 0, 0)
+        written += max(
+            session.connection()
+            .execute(stmt, execution_options={"preserve_rowcount": True})
+            .rowcount
+            or 0,
+            0,
+        )
     return written
 
 
