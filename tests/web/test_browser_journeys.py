@@ -46,7 +46,6 @@ def test_merchant_signs_up_a_campaign_and_operator_approves_it(pages, committed_
     page = pages.open()
     sign_in(page, merchant_email, PASSWORD)
     assert page.url.endswith("/merchant")
-    screenshot(page, "merchant-journey-console")
     page.get_by_role("link", name="Sign up for a festival").click()
     page.get_by_label("Festival").select_option(str(festival_id))
     page.get_by_label("Campaign title").fill("Peony Serum at half price")
@@ -79,7 +78,6 @@ def test_merchant_signs_up_a_campaign_and_operator_approves_it(pages, committed_
 
     ops.goto("/ops")
     assert ops.locator("canvas#sold-chart").is_visible()
-    screenshot(ops, "operator-journey-board")
 
     # A shopper on a phone sees the approved deal with its countdown and stock bar.
     phone = pages.open(mobile=True)
@@ -87,7 +85,7 @@ def test_merchant_signs_up_a_campaign_and_operator_approves_it(pages, committed_
     tile = phone.locator("a.tile", has_text="Peony Serum")
     assert "¥99.00" in tile.inner_text()
     assert tile.locator(".countdown .cd-value").inner_text().count(":") == 2
-    screenshot(phone, "shopper-home")
+    screenshot(phone, "shopper-festival-deal-tile")
     tile.click()
     phone.wait_for_url("**/deals/*")
     assert phone.locator(".stock").get_attribute("aria-valuenow") == "0"

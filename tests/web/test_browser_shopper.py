@@ -28,7 +28,6 @@ def test_shopper_finds_a_post_follows_the_creator_buys_and_sees_the_order(pages,
     sign_in(page, shopper_email, PASSWORD)
     page.goto("/")
     assert page.locator("#feed .feed-item .why").count() > 0  # every item says why
-    screenshot(page, "shopper-journey-feed")
 
     # Find the creator's post by search.
     page.get_by_label("Search").first.fill("peony serum")
@@ -74,7 +73,6 @@ def test_shopper_finds_a_post_follows_the_creator_buys_and_sees_the_order(pages,
     page.wait_for_load_state("networkidle")
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert page.locator("h1.feed-title").inner_text() == "推荐"
-    screenshot(page, "shopper-journey-feed-zh")
 
 
 def test_live_room_updates_without_reload(pages, committed_db, web):

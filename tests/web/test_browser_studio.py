@@ -11,7 +11,7 @@ import pytest
 from factories import PASSWORD
 from juxing.content import service as content
 from juxing.models.content import ModerationCase
-from web.browserkit import screenshot, sign_in
+from web.browserkit import sign_in
 from web.world import build
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -87,7 +87,6 @@ def test_creator_publishes_a_post_with_a_card_and_sees_click_and_commission(page
     pending = studio.locator("#stat-pending .stat-value").inner_text().strip()
     assert pending != "¥0.00" and pending.startswith("¥")
     assert "Pending" in studio.locator("#commissions").inner_text()
-    screenshot(studio, "creator-journey-studio")
     studio.goto("/studio/links")
     assert studio.locator("#links td.clicks").first.inner_text().strip() == "1"
     studio.goto("/studio/earnings")
@@ -96,4 +95,3 @@ def test_creator_publishes_a_post_with_a_card_and_sees_click_and_commission(page
     studio.get_by_role("button", name="简体中文").click()
     studio.goto("/studio")
     assert studio.locator("html").get_attribute("lang") == "zh-CN"
-    screenshot(studio, "creator-journey-studio-zh")
