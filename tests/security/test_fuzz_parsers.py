@@ -241,3 +241,22 @@ def test_forged_tokens_over_http_are_404_not_5xx(client, session, link) -> None:
         r = client.get(f"/t/{odd}", follow_redirects=False)
         assert r.status_code < 500 and r.status_code != 302, (odd, r.status_code)
         assert "set-cookie: x=1" not in str(r.headers).lower()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lines=st.lists(CSV_LINE, max_size=15))
+@example(lines=[b"1,2,3,pv,1511544070", b"1,2,3,pv,1511544070", b"x", b"", b"1,2,3,buy,99"])
+def test_userbehavior_import_reports_every_line_and_never_stores_twice(
+    db, tmp_path: Path, lines: list[bytes]
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ub.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    first = importer.import_userbehavior(db, path, batch_size=4)
+    blank = sum(1 for x in b"\n".join(lines).split(b"\n") if not x.strip())
+    assert first.lines == len(b"\n".join(lines).split(b"\n"))
+    assert first.inserted + first.already_present + len(first.bad) + blank == first.lines
+    assert all(no >= 1 and reason for no, reason in first.bad)
+    again = importer.import_userbehavior(db, path, batch_size=3)
+    assert again.inserted == 0 and len(again.bad) == len(first.bad)

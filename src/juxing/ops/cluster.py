@@ -66,6 +66,7 @@ class Proc:
     ready_url: str | None = None
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    started_at: float = 0.0
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -74,6 +75,7 @@ class Proc:
         )
         log.close()
         self.starts += 1
+        self.started_at = time.monotonic()
 
     @property
     def alive(self) -> bool:
