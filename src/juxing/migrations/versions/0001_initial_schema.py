@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 23:20:24.226164
+Create Date: 2026-11-27 00:15:12.690888
 """
 
 from collections.abc import Sequence
@@ -256,7 +256,16 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("metric_rollups", schema=None) as batch_op:
-        batch_op.create_index("ix_metric_rollups_grain_bucket", ["grain", "bucket"], unique=False)
+        batch_op.create_index(
+            "ix_metric_rollups_grain_bucket",
+            ["grain", "bucket", "scope", "metric", "scope_id", "dim", "value"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_metric_rollups_subject",
+            ["scope", "scope_id", "grain", "metric", "bucket", "dim", "value"],
+            unique=False,
+        )
 
     op.create_table(
         "moderation_audit",
@@ -2382,6 +2391,7 @@ def downgrade() -> None:
 
     op.drop_table("moderation_audit")
     with op.batch_alter_table("metric_rollups", schema=None) as batch_op:
+        batch_op.drop_index("ix_metric_rollups_subject")
         batch_op.drop_index("ix_metric_rollups_grain_bucket")
 
     op.drop_table("metric_rollups")
