@@ -25,6 +25,8 @@ DEMO_PASSWORD = "juxing-demo"  # noqa: S105 (demo world only)
 
 # Modules with a ``seed(ctx)`` function, run in this order after the accounts are made.
 SEEDERS: tuple[str, ...] = (
+    "juxing.deals.demo",  # issue 3: deals (catalog, Star Festival, coupons, order history)
+    "juxing.web.demo",  # issue 8: shops, festival, deal items, orders, only when missing; first
     "juxing.content.demo",  # issue 4: content; after the deals seeder
     "juxing.commission.demo",  # issue 6: commission; after deals and content
     "juxing.feed.demo",  # issue 5: feed; keep it after the deals and content seeders
