@@ -140,7 +140,7 @@ class Recommender(ABC):
         arrays = dict(self._state())
         if self.item_ids is not None:
             arrays["__item_ids"] = np.asarray(self.item_ids).astype(str)
-        np.savez_compressed(path / ARRAYS, **arrays)
+        np.savez(path / ARRAYS, **arrays)  # uncompressed: dense float32 barely compresses
         manifest = {
             "model": self.name,
             "format_version": FORMAT_VERSION,
