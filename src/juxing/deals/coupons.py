@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from juxing.catalog import service as catalog
+from juxing.deals.stock import rowcount
 from juxing.kit.errors import Conflict, NotFound, Unprocessable
 from juxing.kit.time import ensure_utc, utcnow
 from juxing.models.accounts import Role, User
@@ -251,7 +252,7 @@ def apply_coupon(
         .values(budget_used_minor=Coupon.budget_used_minor + discount)
         .execution_options(synchronize_session=False)
     )
-    if spent.rowcount != 1:
+    if rowcount(spent) != 1:
         raise Conflict(
             "This coupon's budget is used up.",
             code="coupon_budget_exhausted",
@@ -263,7 +264,7 @@ def apply_coupon(
         .values(status="used", used_at=now, discount_minor=discount)
         .execution_options(synchronize_session=False)
     )
-    if used.rowcount != 1:
+    if rowcount(used) != 1:
         raise Unprocessable(
             "This coupon was already used.",
             code="coupon_already_used",
@@ -283,7 +284,7 @@ def release_coupon(*, session: Session, claim_id: int) -> None:
         .values(status="claimed", used_at=None, order_id=None, discount_minor=0)
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount == 1:
+    if rowcount(done) == 1:
         session.execute(
             update(Coupon)
             .where(Coupon.id == claim.coupon_id)

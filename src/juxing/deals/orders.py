@@ -29,7 +29,7 @@ from juxing.deals.events import (
 )
 from juxing.deals.payments import PaymentProvider
 from juxing.deals.service import BUYABLE_CAMPAIGN
-from juxing.deals.stock import ItemRef, StockBackend, backend_for
+from juxing.deals.stock import ItemRef, StockBackend, backend_for, rowcount
 from juxing.kit.auth import ensure_owner
 from juxing.kit.errors import Conflict, NotFound, Unprocessable
 from juxing.kit.signals import publish
@@ -221,9 +221,10 @@ def _join_group(
         session.add(group)
         session.flush()
         return group
-    group = session.scalar(select(GroupBuy).where(GroupBuy.code == code))
-    if group is None or group.deal_item_id != item.id:
+    found = session.scalar(select(GroupBuy).where(GroupBuy.code == code))
+    if found is None or found.deal_item_id != item.id:
         raise NotFound("No such group.", details={"field": "body.group_code"})
+    group = found
     already = session.scalar(
         select(func.count())
         .select_from(Order)
@@ -246,7 +247,7 @@ def _join_group(
         .values(member_count=GroupBuy.member_count + 1)
         .execution_options(synchronize_session=False)
     )
-    if joined.rowcount != 1:
+    if rowcount(joined) != 1:
         raise Conflict(
             "This group is full or closed.", code="group_closed", details={"status": group.status}
         )
@@ -281,7 +282,7 @@ def expire_groups(
             .values(status="expired")
             .execution_options(synchronize_session=False)
         )
-        if done.rowcount != 1:
+        if rowcount(done) != 1:
             continue
         expired += 1
         for order in session.scalars(select(Order).where(Order.group_id == group_id)).all():
@@ -374,7 +375,7 @@ def _set_status(
         .values(status=to.value, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    return done.rowcount == 1
+    return rowcount(done) == 1
 
 
 def _lines_with_items(session: Session, order_id: int) -> list[tuple[OrderLine, DealItem | None]]:
@@ -634,7 +635,7 @@ def refund(
             )
             .execution_options(synchronize_session=False)
         )
-        if done.rowcount != 1:
+        if rowcount(done) != 1:
             raise Conflict("This line was refunded meanwhile.", code="refund_conflict")
         session.add(
             RefundLine(
@@ -818,7 +819,7 @@ def handle_callback(
             .values(status="failed", failure_reason=event.outcome[:120], confirmed_at=now)
             .execution_options(synchronize_session=False)
         )
-        record.outcome = "failed" if failed.rowcount else "ignored_not_pending"
+        record.outcome = "failed" if rowcount(failed) else "ignored_not_pending"
         return record.outcome
     succeeded = session.execute(
         update(Payment)
@@ -826,7 +827,7 @@ def handle_callback(
         .values(status="succeeded", confirmed_at=now, failure_reason=None)
         .execution_options(synchronize_session=False)
     )
-    if succeeded.rowcount != 1:
+    if rowcount(succeeded) != 1:
         record.outcome = "duplicate_success"
         return record.outcome
     if mark_paid(session=session, ctx=ctx, order_id=payment.order_id, now=now):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 from sqlalchemy import select, update
@@ -29,7 +29,7 @@ log = logging.getLogger("juxing.deals.reconcile")
 
 def _pending_not_in_sql(session: Session, client: redis.Redis, item_id: int) -> dict[str, Any]:
     """Young Redis reservations whose order is not (yet) in SQL: (units, per shopper)."""
-    raw = client.hgetall(redis_keys(item_id)[2])
+    raw: dict[bytes, bytes] = cast(Any, client.hgetall(redis_keys(item_id)[2]))
     now_ms = int(time.time() * 1000)
     tokens = {k.decode(): v.decode() for k, v in raw.items()}
     known = (
@@ -41,7 +41,8 @@ def _pending_not_in_sql(session: Session, client: redis.Redis, item_id: int) -> 
         if tokens
         else set()
     )
-    units, per_user, stale = 0, {}, 0
+    units, stale = 0, 0
+    per_user: dict[int, int] = {}
     for token, value in tokens.items():
         shopper, qty, at = value.split(":")
         if token in known:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from juxing.catalog import service as catalog
+from juxing.deals.stock import rowcount
 from juxing.kit.auth import ensure_owner
 from juxing.kit.errors import Conflict, NotFound, Unprocessable
 from juxing.kit.time import ensure_utc, utcnow
@@ -138,7 +139,7 @@ def _transition(
         .values(status=to.value, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount != 1:
+    if rowcount(done) != 1:
         raise Conflict(
             f"The campaign is {campaign.status}; it cannot become {to.value}.",
             code="campaign_wrong_status",
@@ -440,7 +441,7 @@ def submit_campaign(*, session: Session, user: User, campaign_id: int) -> Campai
             .values(stock=Sku.stock - item.deal_stock)
             .execution_options(synchronize_session=False)
         )
-        if taken.rowcount != 1:
+        if rowcount(taken) != 1:
             raise Unprocessable(
                 "The SKU no longer has the stock this deal needs.",
                 code="stock_not_available",
@@ -540,7 +541,7 @@ def end_campaign_stock(*, session: Session, campaign: Campaign) -> None:
                 .values(available=0, deal_stock=DealItem.deal_stock - item.available)
                 .execution_options(synchronize_session=False)
             )
-            if done.rowcount == 1:
+            if rowcount(done) == 1:
                 session.execute(
                     update(Sku)
                     .where(Sku.id == item.sku_id)

@@ -19,10 +19,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis
-from sqlalchemy import bindparam, event, select, update
+from sqlalchemy import Table, bindparam, event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -53,6 +53,11 @@ def over_limit(limit: int) -> Unprocessable:
         code="per_user_limit",
         details={"field": "body.quantity", "per_user_limit": limit},
     )
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE changed (``Session.execute`` is typed as returning a plain Result)."""
+    return int(result.rowcount)
 
 
 @dataclass(frozen=True)
@@ -156,18 +161,18 @@ class SqlStock:
         built = self._statements.get(dialect)
         if built is None:
             insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            holdings = DealHolding.__table__
+            holdings = cast(Table, DealHolding.__table__)
             upsert = insert(holdings).values(
                 deal_item_id=bindparam("item_id"),
                 shopper_id=bindparam("shopper_id"),
                 quantity=bindparam("quantity"),
             )
-            upsert = upsert.on_conflict_do_update(
+            guarded: Any = upsert.on_conflict_do_update(
                 index_elements=[holdings.c.deal_item_id, holdings.c.shopper_id],
                 set_={"quantity": holdings.c.quantity + upsert.excluded.quantity},
                 where=holdings.c.quantity + upsert.excluded.quantity <= bindparam("limit"),
             ).returning(holdings.c.quantity)
-            items = DealItem.__table__
+            items = cast(Table, DealItem.__table__)
             take = (
                 update(items)
                 .where(
@@ -178,7 +183,7 @@ class SqlStock:
                     reserved=items.c.reserved + bindparam("quantity"),
                 )
             )
-            built = (upsert, take)
+            built = (guarded, take)
             self._statements[dialect] = built
         return built
 
@@ -195,7 +200,7 @@ class SqlStock:
         # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT.
         if session.execute(upsert, params).first() is None:
             raise over_limit(item.per_user_limit)
-        if session.execute(take, params).rowcount != 1:
+        if rowcount(session.execute(take, params)) != 1:
             raise sold_out()
 
     def _move(self, session: Session, item_id: int, **deltas: int) -> None:
@@ -207,7 +212,7 @@ class SqlStock:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if done.rowcount != 1:  # pragma: no cover - would mean the counters are corrupt
+        if rowcount(done) != 1:  # pragma: no cover - would mean the counters are corrupt
             raise Conflict("Deal stock counters disagree.", code="stock_inconsistent")
 
     def _unhold(self, session: Session, item_id: int, shopper_id: int, quantity: int) -> None:
@@ -371,7 +376,13 @@ class RedisStock:
         self, session: Session, *, item: ItemRef, shopper_id: int, quantity: int, token: str
     ) -> None:
         stock, users, pending, _ops = redis_keys(item.id)
-        args = [quantity, shopper_id, item.per_user_limit, token, int(time.time() * 1000)]
+        args: list[Any] = [
+            quantity,
+            shopper_id,
+            item.per_user_limit,
+            token,
+            int(time.time() * 1000),
+        ]
         try:
             result = self._reserve(keys=[stock, users, pending], args=args)
             if result == -2:  # first use, or Redis lost its data: load from SQL once
@@ -400,7 +411,7 @@ class RedisStock:
         user: int = 0,
     ) -> None:
         stock, users, _pending, ops = redis_keys(item_id)
-        args = [op_id, available, reserved, sold, shopper_id, user]
+        args: list[Any] = [op_id, available, reserved, sold, shopper_id, user]
         on_commit(session, lambda: self._op(keys=[stock, users, ops], args=args))
 
     def release(
@@ -441,7 +452,7 @@ class RedisStock:
 
     def read(self, item_id: int) -> dict[str, int] | None:
         """The live counters, or None when not loaded."""
-        raw = self.client.hgetall(redis_keys(item_id)[0])
+        raw: dict[bytes, bytes] = cast(Any, self.client.hgetall(redis_keys(item_id)[0]))
         if not raw:
             return None
         return {k.decode(): int(v) for k, v in raw.items()}

@@ -10,7 +10,7 @@ from juxing.kit.db import Database
 from juxing.worker.registry import periodic
 
 
-def _redis():  # type: ignore[no-untyped-def]
+def _redis():
     from juxing.config import get_settings
     from juxing.kit.redis import make_redis
 
