@@ -23,15 +23,18 @@ PROGRESS = os.environ.get("JUXING_SCHEMATHESIS_PROGRESS") == "1"
 
 
 @pytest.fixture
-def fuzz_app(settings: Settings, db) -> FastAPI:  # type: ignore[no-untyped-def]
-    return create_app(settings.model_copy(update={"rate_limits_enabled": False}), db=db)
+def fuzz_app(settings: Settings, committed_db) -> FastAPI:  # type: ignore[no-untyped-def]
+    # Real commits (tables emptied afterwards): a request that breaks its database
+    # transaction cannot poison the cases after it, as a shared test transaction would.
+    return create_app(settings.model_copy(update={"rate_limits_enabled": False}), db=committed_db)
 
 
 @pytest.fixture
-def role_headers(session) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+def role_headers(committed_db) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
-    for role in (Role.SHOPPER, Role.CREATOR, Role.MERCHANT, Role.OPERATOR):
-        headers[role.value] = bearer(session, make_user(session, role))
+    with committed_db.session() as session:
+        for role in (Role.SHOPPER, Role.CREATOR, Role.MERCHANT, Role.OPERATOR):
+            headers[role.value] = bearer(session, make_user(session, role))
     return headers
 
 
