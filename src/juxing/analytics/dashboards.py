@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, null, select
 from sqlalchemy.orm import Session
 
 from juxing.analytics import rollups
@@ -26,9 +26,12 @@ from juxing.models.content import ModerationCase
 from juxing.models.deals import Campaign, DealItem
 
 LONG_TAIL_TIERS = ("new", "growing")
+CREATOR_SERIES = ("clicks", "orders", "gmv", "earnings")
+MERCHANT_SERIES = ("gmv", "paid_orders", "refunds", "commission")
 
 
-Row = tuple[str, int, datetime, str, int]
+# (metric, scope id, bucket, dim, value); bucket is None for figures summed over the window.
+Row = tuple[str, int, datetime | None, str, int]
 
 # Windows longer than this read whole days from the day rollups and chart one point per day.
 DAILY_FROM = timedelta(days=3)
@@ -46,25 +49,36 @@ def _fetch(
     scope_id: int | None,
     grain: str,
     metrics: Sequence[str],
+    series: Sequence[str],
     start: datetime,
     end: datetime,
 ) -> list[Row]:
-    q = select(
-        MetricRollup.metric,
-        MetricRollup.scope_id,
-        MetricRollup.bucket,
-        MetricRollup.dim,
-        MetricRollup.value,
-    ).where(
-        MetricRollup.scope == scope,
-        MetricRollup.grain == grain,
-        MetricRollup.metric.in_(metrics),
-        MetricRollup.bucket >= start,
-        MetricRollup.bucket < end,
+    """Sums by metric, subject and dim, computed by the database; per bucket for the metrics
+    in ``series`` only (so a month of a big shop is a few hundred rows, not tens of thousands)."""
+    bucket = case((MetricRollup.metric.in_(series), MetricRollup.bucket), else_=null())
+    q = (
+        select(
+            MetricRollup.metric,
+            MetricRollup.scope_id,
+            bucket,
+            MetricRollup.dim,
+            func.sum(MetricRollup.value),
+        )
+        .where(
+            MetricRollup.scope == scope,
+            MetricRollup.grain == grain,
+            MetricRollup.metric.in_(metrics),
+            MetricRollup.bucket >= start,
+            MetricRollup.bucket < end,
+        )
+        .group_by(MetricRollup.metric, MetricRollup.scope_id, bucket, MetricRollup.dim)
     )
     if scope_id is not None:
         q = q.where(MetricRollup.scope_id == scope_id)
-    return [(m, int(s), ensure_utc(b), d, int(v)) for m, s, b, d, v in session.execute(q)]
+    return [
+        (m, int(s), ensure_utc(b) if b is not None else None, d, int(v))
+        for m, s, b, d, v in session.execute(q)
+    ]
 
 
 def _rows(
@@ -76,14 +90,20 @@ def _rows(
     metrics: Sequence[str],
     start: datetime,
     end: datetime,
+    series: Sequence[str] = (),
 ) -> list[Row]:
-    """Rollup rows of the buckets starting in ``[start, end)``.
+    """Rollup sums over the buckets starting in ``[start, end)`` (per bucket for ``series``).
 
     For hour figures over a long window, the whole days come from the day rollups (one row
     per day instead of 24) and only the partial days at either end from the hour rollups;
     those rows then carry their day's start as bucket, so series are daily.
     """
-    args: dict[str, Any] = {"scope": scope, "scope_id": scope_id, "metrics": metrics}
+    args: dict[str, Any] = {
+        "scope": scope,
+        "scope_id": scope_id,
+        "metrics": metrics,
+        "series": series,
+    }
     if grain != "h" or end - start <= DAILY_FROM:
         return _fetch(session, grain=grain, start=start, end=end, **args)
     h0, h1 = _ceil_hour(start), _ceil_hour(end)
@@ -91,7 +111,7 @@ def _rows(
     rows = _fetch(session, grain="d", start=d0, end=d1, **args)
     edges = _fetch(session, grain="h", start=h0, end=d0, **args)
     edges += _fetch(session, grain="h", start=d1, end=h1, **args)
-    rows += [(m, s, rollups.floor_day(b), d, v) for m, s, b, d, v in edges]
+    rows += [(m, s, rollups.floor_day(b) if b else None, d, v) for m, s, b, d, v in edges]
     return rows
 
 
@@ -103,7 +123,7 @@ def series_grain(start: datetime, end: datetime) -> str:
 def _series(rows: Sequence[Row], metrics: Sequence[str]) -> list[dict[str, Any]]:
     by_bucket: dict[datetime, dict[str, Any]] = {}
     for metric, _sid, bucket, _dim, value in rows:
-        if metric in metrics:
+        if metric in metrics and bucket is not None:
             row = by_bucket.setdefault(
                 bucket, {"bucket": bucket.isoformat(), **dict.fromkeys(metrics, 0)}
             )
@@ -143,6 +163,7 @@ def creator_dashboard(
         metrics=metrics,
         start=start,
         end=end,
+        series=CREATOR_SERIES,
     )
     t = _totals(rows)
     earned = (
@@ -175,7 +196,7 @@ def creator_dashboard(
             "earnings_available_minor": int(states.get("available", 0)),
         },
         "tables": {
-            "series": _series(rows, ("clicks", "orders", "gmv", "earnings")),
+            "series": _series(rows, CREATOR_SERIES),
             "top_posts": [
                 {
                     "post_id": r["post_id"],
@@ -218,6 +239,7 @@ def merchant_dashboard(
         metrics=metrics,
         start=start,
         end=end,
+        series=MERCHANT_SERIES,
     )
     t = _totals(rows)
     by_creator = _breakdown(rows, "gmv_creator", "creator_id")
@@ -267,7 +289,7 @@ def merchant_dashboard(
             "exposure": t["exposure"],
         },
         "tables": {
-            "series": _series(rows, ("gmv", "paid_orders", "refunds", "commission")),
+            "series": _series(rows, MERCHANT_SERIES),
             "gmv_by_campaign": campaigns,
             "gmv_by_creator": [
                 {"creator_id": r["creator_id"], "gmv_minor": r["value"]} for r in by_creator
@@ -327,6 +349,7 @@ def operator_dashboard(*, session: Session, start: datetime, end: datetime) -> d
         metrics=("gmv", "paid_orders"),
         start=start,
         end=end,
+        series=("gmv", "paid_orders"),
     )
     hour_start = start.replace(minute=0, second=0, microsecond=0)
     per_merchant = _rows(
