@@ -82,7 +82,7 @@ def test_merchant_signs_up_a_campaign_and_operator_approves_it(pages, committed_
     # A shopper on a phone sees the approved deal with its countdown and stock bar.
     phone = pages.open(mobile=True)
     phone.goto("/")
-    tile = phone.locator("a.tile", has_text="Peony Serum")
+    tile = phone.locator(".strip a.tile", has_text="Peony Serum")
     assert "¥99.00" in tile.inner_text()
     assert tile.locator(".countdown .cd-value").inner_text().count(":") == 2
     screenshot(phone, "shopper-festival-deal-tile")

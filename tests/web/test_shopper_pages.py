@@ -31,7 +31,7 @@ def test_visitor_sees_feed_post_and_storefront(client, session):
     assert post.status_code == 200
     assert "<strong>really</strong>" in post.text  # rendered Markdown
     assert "¥99.00" in post.text and "Half price today" in post.text
-    assert 'action="/deals/' in post.text  # the card's buy form
+    assert 'class="button buy-form" href="/signin?next=' in post.text  # visitors sign in to buy
     store = client.get(f"/c/{w.handle}")
     assert store.status_code == 200 and "My honest serum review" in store.text
     assert client.get("/posts/999999").status_code == 404
@@ -51,6 +51,7 @@ def test_shopper_follows_buys_pays_and_sees_the_order(client, session):
     assert r.status_code == 303
     assert "Following" in client.get(f"/posts/{w.post_id}").text
 
+    assert 'action="/deals/' in post  # the card's buy form
     buy_key = _form_value(post, "buy_key")
     form = {"csrf_token": token, "buy_key": buy_key, "quantity": "1"}
     first = client.post(f"/deals/{w.deal_item_id}/buy", data=form, follow_redirects=False)

@@ -171,3 +171,22 @@ def test_apply_to_a_brief(client, session):
         data={"csrf_token": csrf_of(page), "pitch": "I wrote about peony before."},
     )
     assert "Applied" in client.get("/studio/briefs").text
+
+
+def test_a_creator_without_a_profile_applies_from_the_studio(client, session):
+    user = make_user(session, Role.CREATOR, Role.SHOPPER)
+    session.commit()
+    sign_in(client, user.email)
+    page = client.get("/studio")
+    assert page.status_code == 200 and 'action="/studio/apply"' in page.text
+    r = client.post(
+        "/studio/apply",
+        data={"csrf_token": csrf_of(page.text), "handle": "fresh_voice", "bio": "Hi"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert "waiting for an operator" in client.get("/studio").text
+    bad = client.post(
+        "/studio/apply", data={"csrf_token": csrf_of(page.text), "handle": "no spaces"}
+    )
+    assert bad.status_code == 422

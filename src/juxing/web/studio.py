@@ -19,7 +19,7 @@ from juxing.content.endpoints import _hub as content_hub
 from juxing.content.markdown import render_markdown
 from juxing.deals import service as deals
 from juxing.kit.db import DbSession
-from juxing.kit.errors import NotFound, Unprocessable
+from juxing.kit.errors import Forbidden, NotFound, Unprocessable
 from juxing.kit.time import utcnow
 from juxing.marketplace import service as marketplace
 from juxing.models.accounts import User
@@ -75,7 +75,15 @@ def _click_times(session: Session, creator_id: int, since: datetime) -> list[tup
 @router.get("/studio", response_class=HTMLResponse)
 def main_page(request: Request, user: CreatorPage, session: DbSession) -> HTMLResponse:
     """The creator's dashboard: earnings, clicks, posts, links, live rooms."""
-    profile = content.active_creator(session=session, user=user)
+    try:
+        profile = content.active_creator(session=session, user=user)
+    except Forbidden:
+        # No approved creator profile yet: say so, with the application and its state.
+        return render(
+            request,
+            "studio/setup.html",
+            {"applications": content.my_applications(session=session, user=user)},
+        )
     earnings = statements.creator_earnings(session, creator_id=user.id, currency="CNY")
     posts, post_total = content.my_posts(session=session, user=user, status=None, limit=8, offset=0)
     link_rows, link_total = links.list_links(session, creator_id=user.id, limit=5, offset=0)
@@ -195,6 +203,19 @@ def _post_link(session: Session, user: User, post: Any) -> TrackingLink | None:
             TrackingLink.target_id == post.id,
         )
     )
+
+
+@router.post("/studio/apply")
+def apply_as_creator(
+    user: CreatorPage,
+    session: DbSession,
+    handle: Annotated[str, Form(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_]+$")],
+    bio: Annotated[str, Form(max_length=500)] = "",
+    pitch: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Ask for a creator profile; an operator decides."""
+    content.apply_as_creator(session=session, user=user, handle=handle, bio=bio, pitch=pitch)
+    return redirect("/studio")
 
 
 @router.get("/studio/posts", response_class=HTMLResponse)
