@@ -177,7 +177,7 @@ def _serving_artifacts(folder: Path) -> None:
 
 
 async def _wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
             conn = Conn(port)

@@ -24,11 +24,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from juxing.feed import events as event_store
@@ -60,6 +61,7 @@ HISTORY_ITEMS = 10  # distinct recent items whose neighbour lists are merged
 RECENCY_DECAY = 0.7  # weight of the k-th most recent item: RECENCY_DECAY ** k
 ACTION_WEIGHT = {"buy": 1.5, "cart": 1.3, "fav": 1.2, "share": 1.1}
 SEEN_ACTIONS = frozenset({"view", "click", "buy"})
+DEAL_STATE_TTL_S = 1.0  # a feed card's deal state (stock left, status) is at most 1 s old
 ACTION_VERB = {
     "view": "viewed",
     "click": "viewed",
@@ -107,14 +109,32 @@ class GlobalCandidates:
     damp: np.ndarray  # per snapshot item: score penalty for over-exposure
 
 
+IMPRESSION_COLUMNS = (
+    "feed_id",
+    "user_id",
+    "item_type",
+    "item_id",
+    "merchant_id",
+    "position",
+    "reason",
+    "policy_id",
+    "shown_at",
+)
+
+
 class ImpressionLog:
-    """A buffer of impression rows, written in batches (never on the request's own path)."""
+    """A buffer of impression rows, written in batches (never on the request's own path).
+
+    Rows are tuples in ``IMPRESSION_COLUMNS`` order, written with one driver-level
+    ``executemany`` per flush: at a few thousand rows a second, SQLAlchemy's per-row
+    parameter processing would cost more than the feed requests themselves.
+    """
 
     def __init__(self) -> None:
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[tuple[Any, ...]]) -> None:
         with self._lock:
             self._rows.extend(rows)
 
@@ -124,14 +144,34 @@ class ImpressionLog:
         if not rows:
             return 0
         try:
-            with db.session() as session:
-                session.execute(insert(FeedImpression.__table__), rows)
+            _write_impressions(db, rows)
         except Exception:
             log.exception("could not write %d impressions; will retry", len(rows))
             with self._lock:
                 self._rows = rows + self._rows
             return 0
         return len(rows)
+
+
+def _write_impressions(db: Database, rows: list[tuple[Any, ...]]) -> None:
+    dialect = db.engine.dialect
+    if dialect.name == "sqlite":
+        # UTCDateTime stores naive UTC text on SQLite, in SQLAlchemy's own format.
+        stamps: dict[int, str] = {}
+
+        def stamp(at: datetime) -> str:
+            text = stamps.get(id(at))
+            if text is None:
+                text = stamps[id(at)] = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            return text
+
+        rows = [(*r[:-1], stamp(r[-1])) for r in rows]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    columns, marks = ", ".join(IMPRESSION_COLUMNS), ", ".join([mark] * len(IMPRESSION_COLUMNS))
+    # Only constant identifiers are interpolated; the values are bound parameters.
+    sql = f"INSERT INTO {FeedImpression.__tablename__} ({columns}) VALUES ({marks})"  # noqa: S608
+    with db.session() as session:
+        session.connection().exec_driver_sql(sql, rows)
 
 
 class FeedEngine:
@@ -153,6 +193,8 @@ class FeedEngine:
         self._thread: threading.Thread | None = None
         self._explore_cache: tuple[int, list[int]] | None = None
         self._global_cache: tuple[tuple[int, float, int], GlobalCandidates] | None = None
+        # deal item id -> (expires at, (deal price, live state) or None)
+        self._deal_states: dict[int, tuple[float, tuple[int, dict[str, Any]] | None]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -291,17 +333,17 @@ class FeedEngine:
             policy_id = policy.id if policy else None
             self.impressions.add(
                 [
-                    {
-                        "feed_id": feed_id,
-                        "user_id": user_id,
-                        "item_type": card["type"],
-                        "item_id": card["id"],
-                        "merchant_id": card["merchant_id"],
-                        "position": offset + pos,
-                        "reason": card["reason_code"],
-                        "policy_id": policy_id,
-                        "shown_at": shown,
-                    }
+                    (
+                        feed_id,
+                        user_id,
+                        card["type"],
+                        card["id"],
+                        card["merchant_id"],
+                        offset + pos,
+                        card["reason_code"],
+                        policy_id,
+                        shown,
+                    )
                     for pos, card in enumerate(items)
                 ]
             )
@@ -340,25 +382,42 @@ class FeedEngine:
         return FeedPage.model_construct(**{**data, "items": items})
 
     def _attach_deal_states(self, session: Session, items: list[dict[str, Any]]) -> None:
-        """Live state of the page's festival-deal items: one batched ``card_states`` call."""
+        """Live state of the page's festival-deal items: at most one batched ``card_states``
+        call, for the items whose state was not read in the last ``DEAL_STATE_TTL_S``."""
         deal_ids = [i["deal_item_id"] for i in items if i["deal_item_id"] is not None]
         if not deal_ids:
             return
-        from juxing.deals.service import card_states
+        now = time.monotonic()
+        cache = self._deal_states
+        missing = [d for d in deal_ids if d not in cache or cache[d][0] <= now]
+        if missing:
+            from juxing.deals.service import card_states
 
-        cards = card_states(session=session, deal_item_ids=deal_ids, redis_client=self.redis)
-        live = cards["deal_items"]
+            got = card_states(session=session, deal_item_ids=missing, redis_client=self.redis)
+            if len(cache) > 50_000:
+                cache.clear()
+            for d in missing:
+                card = got["deal_items"].get(d)
+                state = None
+                if card is not None:
+                    state = (
+                        card["deal_price_minor"],
+                        {
+                            "status": card["status"],
+                            "stock_left": card["stock_left"],
+                            "starts_at": card["starts_at"].isoformat(),
+                            "ends_at": card["ends_at"].isoformat(),
+                        },
+                    )
+                cache[d] = (now + (DEAL_STATE_TTL_S if self.background else 0.0), state)
         for item in items:
-            card = live.get(item["deal_item_id"]) if item["deal_item_id"] is not None else None
-            if card is None:
-                continue
-            item["deal_price_minor"] = card["deal_price_minor"]
-            item["deal"] = {
-                "status": card["status"],
-                "stock_left": card["stock_left"],
-                "starts_at": card["starts_at"].isoformat(),
-                "ends_at": card["ends_at"].isoformat(),
-            }
+            d = item["deal_item_id"]
+            state = cache[d][1] if d is not None and d in cache else None
+            if not self.background:
+                cache.pop(d, None)
+            if state is not None:
+                item["deal_price_minor"] = state[0]
+                item["deal"] = dict(state[1])
 
     def ranked_feed(
         self,
