@@ -6,7 +6,9 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 ASSETS := src/juxing/web/static/vendor/.built
 
-.PHONY: install assets browser demo test test-slow test-all lint typecheck migration clean
+.PHONY: install assets browser demo test test-slow test-all test-faults lint typecheck migration clean \
+        bench-dashboards bench-feed bench-ledger bench-search bench-live bench-flash-sale \
+        bench-scaleout bench-recsys
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +64,11 @@ bench-feed: install
 # issue 6: attribution + ledger posting for 1M orders (SQLite and PostgreSQL), then ledger check.
 bench-ledger: install
 	$(PY) benchmarks/ledger.py
+
+# issue 5: recommendation quality on ../shared/data/amazon-beauty (leave-one-out, full ranking),
+# our model vs popularity / item-kNN / implicit-ALS, traffic policy off and on; see docs/recsys.md
+bench-recsys: install
+	$(PY) benchmarks/recsys_quality.py --repeats 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
