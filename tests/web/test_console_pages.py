@@ -52,7 +52,7 @@ def test_operator_pages_render_with_charts(client, session):
     spec = re.search(r'<script type="application/json" id="gmv-chart-data">(.+?)</script>', board)
     assert spec is not None
     data = json.loads(spec.group(1))
-    assert data["type"] == "line" and data["data"]["datasets"][0]["label"] == "GMV (¥)"
+    assert data["type"] == "bar" and data["data"]["datasets"][0]["label"] == "GMV (¥)"
 
 
 def test_operator_decides_a_moderation_case(client, session):

@@ -32,6 +32,8 @@ def test_visitor_sees_feed_post_and_storefront(client, session):
     assert "<strong>really</strong>" in post.text  # rendered Markdown
     assert "¥99.00" in post.text and "Half price today" in post.text
     assert 'class="button buy-form" href="/signin?next=' in post.text  # visitors sign in to buy
+    cards = client.get(f"/posts/{w.post_id}/cards", headers={"HX-Request": "true"})
+    assert cards.status_code == 200 and "<html" not in cards.text and "¥99.00" in cards.text
     store = client.get(f"/c/{w.handle}")
     assert store.status_code == 200 and "My honest serum review" in store.text
     assert client.get("/posts/999999").status_code == 404

@@ -33,22 +33,25 @@ router = APIRouter(include_in_schema=False)
 CAMPAIGN_STATUSES = ("submitted", "scheduled", "live", "rejected", "ended", "draft")
 
 
-def per_minute(rows: list[dict[str, Any]], *, end: datetime, span: int) -> list[dict[str, Any]]:
-    """The dashboard's per-minute rows on a full minute axis (minutes without sales are 0)."""
-    by_minute = {row["bucket"][:16]: row for row in rows}
+def per_minute(
+    rows: list[dict[str, Any]], *, end: datetime, span: int, step: int = 5
+) -> list[dict[str, Any]]:
+    """The dashboard's per-minute rows summed into ``step``-minute bins on a full time axis
+    over the last ``span`` minutes (bins without sales are 0)."""
     last = end.astimezone(UTC).replace(second=0, microsecond=0)
-    out = []
-    for k in range(span - 1, -1, -1):
-        minute = last - timedelta(minutes=k)
-        row = by_minute.get(minute.isoformat()[:16], {})
-        out.append(
-            {
-                "label": minute.strftime("%H:%M"),
-                "gmv": row.get("gmv", 0),
-                "paid_orders": row.get("paid_orders", 0),
-            }
-        )
-    return out
+    last -= timedelta(minutes=last.minute % step)
+    bins = [last - timedelta(minutes=step * k) for k in range(span // step - 1, -1, -1)]
+    out = {
+        b.isoformat()[:16]: {"label": b.strftime("%H:%M"), "gmv": 0, "paid_orders": 0} for b in bins
+    }
+    for row in rows:
+        at = datetime.fromisoformat(row["bucket"]).replace(second=0, microsecond=0)
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        key = (at - timedelta(minutes=at.minute % step)).isoformat()[:16]
+        if key in out:
+            out[key]["gmv"] += row.get("gmv", 0)
+            out[key]["paid_orders"] += row.get("paid_orders", 0)
+    return list(out.values())
 
 
 @router.get("/ops", response_class=HTMLResponse)

@@ -326,6 +326,19 @@ def post_page(post_id: int, request: Request, user: MaybeUser, session: DbSessio
     )
 
 
+@router.get("/posts/{post_id}/cards", response_class=HTMLResponse)
+def post_cards(post_id: int, request: Request, user: MaybeUser, session: DbSession) -> HTMLResponse:
+    """The post's product cards as they are now (an htmx partial the page polls): price,
+    countdown, stock left, sold out with substitutes."""
+    post = content.get_post(session=session, post_id=post_id, viewer=user)
+    cards = content_views.post_cards(session, [post]).get(post.id, [])
+    return render(
+        request,
+        "shopper/_post_cards.html",
+        {"post": post, "cards": cards, "buy_key": uuid.uuid4().hex},
+    )
+
+
 def _follows(session: Session, user: User | None, kind: FollowTarget, target_id: int) -> bool:
     if user is None:
         return False

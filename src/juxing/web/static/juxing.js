@@ -132,6 +132,8 @@
     enhance(document);
     setInterval(function () { tickCountdowns(document); }, 1000);
   });
-  document.addEventListener("htmx:afterSwap", function (e) { enhance(e.target); });
+  // After an htmx swap (feed pages, refreshed product cards) enhance the whole document: with
+  // outerHTML swaps the event's target is the element that was replaced.
+  document.addEventListener("htmx:afterSettle", function () { enhance(document); });
   window.juxing = { enhance: enhance };
 })();
