@@ -384,6 +384,7 @@ MATRIX: dict[str, Access] = {
     "GET /festival": PAGE,
     "GET /live/{room_id}": PAGE,
     "GET /posts/{post_id}": PAGE,
+    "GET /posts/{post_id}/cards": PAGE,
     "GET /products/{product_id}": PAGE,
     "GET /search": PAGE,
     "GET /inbox": SIGNED_IN_PAGE,
