@@ -20,7 +20,7 @@ from juxing.config import Settings, get_settings
 from juxing.kit.db import Database
 from juxing.kit.errors import install_error_handlers
 from juxing.kit.logging import RequestIdMiddleware, configure_logging
-from juxing.kit.middleware import SecurityHeadersMiddleware
+from juxing.kit.middleware import InflightLimitMiddleware, SecurityHeadersMiddleware
 from juxing.kit.redis import make_redis
 
 log = logging.getLogger("juxing.app")
@@ -88,7 +88,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     if db is None:
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.effective_database_url)
+        db = Database(
+            settings.effective_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
 
     app = FastAPI(
         title="Juxing (聚星)",
@@ -113,6 +117,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         https_only=settings.secure_cookies,
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
+    if settings.max_inflight_requests:
+        app.add_middleware(InflightLimitMiddleware, limit=settings.max_inflight_requests)
     app.add_middleware(RequestIdMiddleware)
 
     app.include_router(api_router())

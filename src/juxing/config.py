@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # Cookies carry the Secure flag; turn off only for plain-http local development.
     secure_cookies: bool = False
+    # Database connections per process, and how many requests one process works on at once.
+    # In-flight requests are capped below the pool's capacity so that requests queue in the
+    # event loop instead of holding a worker thread while waiting for a connection.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=40, ge=0)
+    max_inflight_requests: int = Field(default=32, ge=0)  # 0: no cap
     # Rate limits (kit/ratelimit.py): name -> "N/S" (N requests per S seconds, per user and per
     # client IP) or "N/S,M/T" (per user N/S, per IP M/T); "off" disables one. The env value
     # (JSON) is merged over these defaults. `rate_limits_enabled=false` turns all off.

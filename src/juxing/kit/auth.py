@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from juxing.kit.db import Database, DbSession
 from juxing.kit.errors import Forbidden, NotFound, Unauthorized
@@ -65,23 +65,35 @@ def _touch_token(request: Request, session: DbSession, token_id: int, now: datet
 
 
 def _user_from_bearer(request: Request, session: DbSession, raw: str) -> User:
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
+    """One query: the token's user with roles, and the token's validity columns."""
+    row = (
+        session.execute(
+            select(
+                User, ApiToken.id, ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at
+            )
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == hash_token(raw))
+            .options(joinedload(User.roles))
+        )
+        .unique()
+        .first()
+    )
     now = utcnow()
     if (
-        token is None
-        or token.revoked_at is not None
-        or (token.expires_at is not None and token.expires_at <= now)
+        row is None
+        or row.revoked_at is not None
+        or (row.expires_at is not None and row.expires_at <= now)
     ):
         raise Unauthorized(
             "The API token is not valid.",
             code="invalid_token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
-        _touch_token(request, session, token.id, now)
-    user = _load_user(session, token.user_id)
-    if user is None or not user.is_active:
+    user: User = row[0]
+    if not user.is_active:
         raise Unauthorized("The account is disabled.", code="account_disabled")
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
+        _touch_token(request, session, row.id, now)
     return user
 
 

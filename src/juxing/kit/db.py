@@ -20,6 +20,9 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) ->
 
     Migrations pass ``sqlite_foreign_keys=False``: batch table rebuilds must not cascade.
     """
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 40)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -49,8 +52,6 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) ->
 
         return engine
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
         kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 

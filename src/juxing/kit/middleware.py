@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
@@ -45,3 +47,26 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, _send)
+
+
+class InflightLimitMiddleware:
+    """Caps the HTTP requests one process works on at once; the rest wait in the event loop.
+
+    Without a cap, more concurrent requests than database connections make worker threads
+    wait for connections held by requests that wait for a worker thread. Event streams
+    (``Accept: text/event-stream``) are long-lived and hold no connection: they are not counted.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.semaphore = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(
+            name == b"accept" and b"text/event-stream" in value
+            for name, value in scope.get("headers", ())
+        ):
+            await self.app(scope, receive, send)
+            return
+        async with self.semaphore:
+            await self.app(scope, receive, send)
