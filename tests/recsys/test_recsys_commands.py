@@ -118,9 +118,19 @@ def test_eval_prints_all_models_policy_off_and_on(app, seq_file: Path) -> None:
         assert name in result.output
     assert "longtail" in result.output
     assert "NDCG@10" in result.output
+    assert "refit" in result.output
+
+
+def test_eval_strict_protocol_and_unknown_protocol(app, seq_file: Path) -> None:
+    result = runner.invoke(app, ["eval", "--data", str(seq_file), "--protocol", "strict"])
+    assert result.exit_code == 0, result.output
+    assert "strict" in result.output
+    result = runner.invoke(app, ["eval", "--data", str(seq_file), "--protocol", "nope"])
+    assert result.exit_code != 0
 
 
 @pytest.mark.data
+@pytest.mark.slow  # 55k items: 98-217 s on the shared 2-core machine
 def test_offline_recs_on_the_taobao_sample(app, shared_data: Path, tmp_path: Path) -> None:
     source = shared_data / "taobao-userbehavior-sample" / "UserBehavior_sample.csv"
     if not source.is_file():

@@ -100,6 +100,9 @@ def test_save_load_roundtrip(fitted: Recommender, tmp_path) -> None:
         loaded.recommend(histories, k=8).items, fitted.recommend(histories, k=8).items
     )
     assert type(fitted).load(path).name == fitted.name
+    for name, value in vars(loaded).items():  # the feed multiplies these without copying
+        if isinstance(value, np.ndarray) and value.ndim == 2:
+            assert value.flags.c_contiguous, name
 
 
 def test_load_checks_the_model_kind(fitted: Recommender, tmp_path) -> None:

@@ -75,3 +75,17 @@ def test_history_weights_decay_with_age_and_keep_the_latest_repeat() -> None:
     assert m.tolist() == pytest.approx([0.25, 1.0, 0.5])
     m = histories_to_csr([np.array([2, 0, 1])], 3, decay=0.5, max_len=2).toarray()[0]
     assert m.tolist() == pytest.approx([0.5, 1.0, 0.0])
+
+
+def test_refit_protocol_trains_on_all_but_the_last_item() -> None:
+    from juxing.recsys.pipeline import evaluate_protocol, refit_train
+
+    data = Interactions.from_sequences([[0, 1, 2, 3], [4, 5], [1, 2, 4, 5, 0]], n_items=6)
+    train = refit_train(data)
+    assert [list(h) for h in train.histories()] == [[0, 1, 2], [4, 5], [1, 2, 4, 5]]
+    strict = leave_one_out(data).train
+    assert [list(h) for h in strict.histories()] == [[0, 1], [4, 5], [1, 2, 4]]
+    reports = evaluate_protocol(data, (3,), models=("popularity",), policy=None)
+    assert [(r.protocol, r.policy) for r in reports] == [("refit", "off")]
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate_protocol(data, (3,), models=("popularity",), protocol="leaky")

@@ -140,7 +140,7 @@ class Recommender(ABC):
         arrays = dict(self._state())
         if self.item_ids is not None:
             arrays["__item_ids"] = np.asarray(self.item_ids).astype(str)
-        np.savez(path / ARRAYS, **arrays)  # uncompressed: dense float32 barely compresses
+        np.savez(path / ARRAYS, **arrays)  # type: ignore[arg-type]  # uncompressed: dense float32 barely compresses
         manifest = {
             "model": self.name,
             "format_version": FORMAT_VERSION,
@@ -179,7 +179,8 @@ def load_model(path: str | Path) -> Recommender:
         raise ArtifactError(f"unknown model {manifest.get('model')!r}")
     model = cls(**manifest["params"])
     with np.load(path / ARRAYS, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
+        # C-contiguous: a sparse @ dense product would copy a Fortran-ordered operand per call
+        arrays = {key: np.ascontiguousarray(npz[key]) for key in npz.files}
     model.item_ids = arrays.pop("__item_ids", None)
     model.n_items = int(manifest["n_items"])
     model.trained_at = manifest.get("trained_at")

@@ -29,7 +29,12 @@ from juxing.recsys.io import (
     read_userbehavior,
     with_item_attributes,
 )
-from juxing.recsys.pipeline import batch_recommend, evaluate_protocol, fit_for_serving
+from juxing.recsys.pipeline import (
+    PROTOCOLS,
+    batch_recommend,
+    evaluate_protocol,
+    fit_for_serving,
+)
 from juxing.recsys.policy import POLICIES
 
 console = Console(stderr=True)
@@ -149,6 +154,14 @@ def eval_command(
     fmt: Annotated[InputFormat, typer.Option("--format")] = InputFormat.seq,
     k: Annotated[str, typer.Option("--k", help="comma-separated cut-offs")] = "10,20",
     policy: Annotated[str | None, typer.Option("--policy")] = "longtail",
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            help="refit (tune on the validation item, refit on all but the last item) or strict "
+            "(train on all but the last two items only)",
+        ),
+    ] = "refit",
     attributes: Annotated[
         Path | None,
         typer.Option(
@@ -165,11 +178,13 @@ def eval_command(
         raise typer.BadParameter(f"--k must be integers like 10,20, got {k!r}") from exc
     if not ks or min(ks) < 1:
         raise typer.BadParameter("--k needs at least one positive cut-off")
+    if protocol not in PROTOCOLS:
+        raise typer.BadParameter(f"--protocol must be one of {', '.join(PROTOCOLS)}")
     policy_name = _policy(policy)
     data = _read(data_path, fmt, attributes)
     with console.status("evaluating") as status:
         reports = evaluate_protocol(
-            data, ks, policy=policy_name, on_step=lambda s: status.update(s)
+            data, ks, policy=policy_name, protocol=protocol, on_step=lambda s: status.update(s)
         )
     out = Console()
     if not out.is_terminal:
@@ -178,15 +193,15 @@ def eval_command(
 
 
 def report_table(reports: list[EvalReport], ks: list[int]) -> Table:
-    table = Table(title="Leave-one-out, full ranking (seen items excluded)")
-    columns = ["model", "policy"]
+    table = Table(title="Leave-one-out, full ranking (seen items excluded), test target")
+    columns = ["model", "protocol", "policy"]
     for kk in ks:
         columns += [f"HR@{kk}", f"NDCG@{kk}"]
     columns += ["coverage", "APLT", "Gini", "train s", "train CPU s"]
     for c in columns:
-        table.add_column(c, justify="left" if c in {"model", "policy"} else "right")
+        table.add_column(c, justify="left" if c in {"model", "protocol", "policy"} else "right")
     for r in reports:
-        row = [r.model, r.policy]
+        row = [r.model, r.protocol, r.policy]
         for kk in ks:
             row += [f"{r.metrics[f'HR@{kk}']:.4f}", f"{r.metrics[f'NDCG@{kk}']:.4f}"]
         row += [

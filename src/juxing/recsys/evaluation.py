@@ -85,9 +85,12 @@ class EvalReport:
     metrics: dict[str, float] = field(default_factory=dict)
     train_s: float = 0.0
     train_cpu_s: float = 0.0
+    protocol: str = "strict"
 
     def as_dict(self) -> dict[str, Any]:
-        head = {"model": self.model, "policy": self.policy, "train_s": round(self.train_s, 2)}
+        head: dict[str, Any] = {"model": self.model, "policy": self.policy}
+        head["protocol"] = self.protocol
+        head["train_s"] = round(self.train_s, 2)
         head["train_cpu_s"] = round(self.train_cpu_s, 2)
         return head | {key: round(value, 4) for key, value in self.metrics.items()}
 

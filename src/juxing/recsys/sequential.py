@@ -276,7 +276,8 @@ def _next_item_ridge(
     gram[np.diag_indices_from(gram)] += np.float32(l2)
     prec = _spd_inverse(gram)
     xy = (x.T @ y).tocsr()
-    return np.asarray((xy.T @ prec).T, dtype=np.float32)  # prec is symmetric: prec @ xy
+    # prec is symmetric: prec @ xy; stored C-contiguous (row-major products at scoring time)
+    return np.ascontiguousarray((xy.T @ prec).T, dtype=np.float32)
 
 
 def _transition_matrix(
@@ -285,7 +286,9 @@ def _transition_matrix(
     """Row-normalised counts of item j following item i within ``window`` steps."""
     n = data.n_items
     user = data.user_index()
-    rows, cols, vals = [], [], []
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
     for gap in range(1, window + 1):
         same = user[gap:] == user[:-gap]
         src, dst = data.items[:-gap][same], data.items[gap:][same]
