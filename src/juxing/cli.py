@@ -11,7 +11,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from juxing.analytics.cli import analytics_app
+from juxing.commission.cli import ledger_app
 from juxing.config import Settings, get_settings
+from juxing.feed.cli import import_app, train
+from juxing.recsys.commands import register as register_recsys
 
 app = typer.Typer(
     help="Juxing (聚星): content-commerce engine.", no_args_is_help=True, add_completion=False
@@ -20,16 +24,11 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
-from juxing.commission.cli import ledger_app  # noqa: E402  (issue 6: commission)
-
-app.add_typer(ledger_app, name="ledger")  # issue 6: commission
-from juxing.feed.cli import import_app, train  # noqa: E402  (issue 5: feed)
-
+app.add_typer(ledger_app, name="ledger")
 app.add_typer(import_app, name="import")
+app.add_typer(analytics_app, name="analytics")
 app.command("train")(train)
-from juxing.analytics.cli import analytics_app  # noqa: E402  (issue 7: analytics)
-
-app.add_typer(analytics_app, name="analytics")  # issue 7: analytics
+register_recsys(app)  # `juxing offline-recs` and `juxing eval`
 console = Console()
 
 
