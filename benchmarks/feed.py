@@ -83,7 +83,8 @@ async def _latency(port: int, tokens: list[str], n: int) -> list[float]:
 
 async def _throughput(
     port: int, path: str, tokens: list[str] | None, conns: int, secs: float
-) -> float:
+) -> tuple[float, int]:
+    """Requests per second over ``secs`` with ``conns`` keep-alive connections, and the count."""
     done = 0
     stop = time.perf_counter() + secs
 
@@ -99,7 +100,27 @@ async def _throughput(
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(conns)))
-    return done / (time.perf_counter() - t0)
+    return done / (time.perf_counter() - t0), done
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _round(
+    pid: int, port: int, path: str, tokens: list[str] | None, args: argparse.Namespace
+) -> tuple[float, float | None]:
+    """One throughput round: rps, and the server's CPU milliseconds per request."""
+    cpu0 = _cpu_seconds(pid)
+    rps, n = await _throughput(port, path, tokens, args.conns, args.seconds)
+    cpu1 = _cpu_seconds(pid)
+    per = (cpu1 - cpu0) * 1000 / n if cpu0 is not None and cpu1 is not None and n else None
+    return rps, per
 
 
 def main() -> None:
@@ -138,17 +159,18 @@ def main() -> None:
     )
     try:
         asyncio.run(_wait_ready(port))
-        rows = asyncio.run(_measure(port, tokens, args))
+        rows = asyncio.run(_measure(server.pid, port, tokens, args))
     finally:
         server.terminate()
         server.wait(timeout=20)
     load = os.getloadavg()
     print(f"world: {meta['sizes']}")
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    loads = " ".join(f"{x:.1f}" for x in load)
+    print(f"machine: {os.cpu_count()} cores, load average {loads} (shared)")
     print(f"world build {meta['build_seconds']} s, model training {meta['train_seconds']} s")
-    print(f"{'measure':<34}{'value':>12}")
+    print(f"{'measure':<36}{'value':>12}")
     for name, value in rows.items():
-        print(f"{name:<34}{value:>12}")
+        print(f"{name:<36}{value:>12}")
     print(
         json.dumps(
             {
@@ -160,6 +182,8 @@ def main() -> None:
                 "p99_ms_loaded": rows[f"feed p99 ms ({args.conns} conns)"],
                 "train_s": meta["train_seconds"],
                 "load_avg_1m": round(load[0], 1),
+                "feed_cpu_ms": rows.get("feed server CPU ms/request"),
+                "trivial_cpu_ms": rows.get("healthz server CPU ms/request"),
             }
         )
     )
@@ -191,19 +215,26 @@ async def _wait_ready(port: int) -> None:
     raise RuntimeError("juxing serve did not start")
 
 
-async def _measure(port: int, tokens: list[str], args: argparse.Namespace) -> dict[str, float]:
-    # Warm up: the first feed request loads the snapshot and the model into memory.
+async def _measure(
+    pid: int, port: int, tokens: list[str], args: argparse.Namespace
+) -> dict[str, float]:
+    # Warm up: the first requests load the snapshot and the neighbour lists into memory.
     await _latency(port, tokens, 200)
     lat = sorted(await _latency(port, tokens, args.requests))
-    feed, trivial = [], []
+    feed: list[float] = []
+    trivial: list[float] = []
+    feed_cpu: list[float] = []
+    trivial_cpu: list[float] = []
     for _ in range(args.rounds):
-        trivial.append(await _throughput(port, "/healthz", None, args.conns, args.seconds))
-        feed.append(
-            await _throughput(port, "/api/v1/feed?limit=20", tokens, args.conns, args.seconds)
-        )
+        rps, cpu = await _round(pid, port, "/healthz", None, args)
+        trivial.append(rps)
+        trivial_cpu += [cpu] if cpu is not None else []
+        rps, cpu = await _round(pid, port, "/api/v1/feed?limit=20", tokens, args)
+        feed.append(rps)
+        feed_cpu += [cpu] if cpu is not None else []
     loaded = sorted(await _loaded_latency(port, tokens, args.conns, args.seconds))
     feed_rps, trivial_rps = statistics.median(feed), statistics.median(trivial)
-    return {
+    rows = {
         "feed p50 ms (1 conn)": round(lat[len(lat) // 2], 2),
         "feed p99 ms (1 conn)": round(lat[int(len(lat) * 0.99) - 1], 2),
         f"feed p99 ms ({args.conns} conns)": round(loaded[int(len(loaded) * 0.99) - 1], 2),
@@ -211,6 +242,14 @@ async def _measure(port: int, tokens: list[str], args: argparse.Namespace) -> di
         "healthz rps": round(trivial_rps, 1),
         "feed / healthz": round(feed_rps / trivial_rps, 3),
     }
+    if feed_cpu and trivial_cpu:
+        # Server CPU per request does not depend on how much CPU the shared machine leaves us.
+        rows["feed server CPU ms/request"] = round(statistics.median(feed_cpu), 3)
+        rows["healthz server CPU ms/request"] = round(statistics.median(trivial_cpu), 3)
+        rows["healthz / feed CPU per request"] = round(
+            statistics.median(trivial_cpu) / statistics.median(feed_cpu), 3
+        )
+    return rows
 
 
 async def _loaded_latency(port: int, tokens: list[str], conns: int, secs: float) -> list[float]:

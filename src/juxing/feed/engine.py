@@ -20,9 +20,9 @@ import binascii
 import json
 import logging
 import pickle
+import random
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -317,14 +317,14 @@ class FeedEngine:
         cold start when ``user_id`` is None or unknown."""
         if not self.background:
             self.refresh(force=True)
-        offset, seed = _decode_cursor(cursor) if cursor else (0, uuid.uuid4().int & 0xFFFFFFFF)
+        offset, seed = _decode_cursor(cursor) if cursor else (0, random.getrandbits(32))
         snap, loaded, policy = self.snapshot, self.model, self.policy
         n = min(MAX_FEED, offset + limit + 1)  # one more tells whether a next page exists
         placed = self.ranked_feed(
             session, user_id=user_id, n=n, snap=snap, loaded=loaded, policy=policy, seed=seed
         )
         page = placed[offset : offset + limit]
-        feed_id = uuid.uuid4().hex
+        feed_id = f"{random.getrandbits(128):032x}"  # an id, not a secret
         items = [_card(p, snap) for p in page]
         self._attach_deal_states(session, items)
         more = len(placed) > offset + limit and offset + limit < MAX_FEED
@@ -469,7 +469,7 @@ class FeedEngine:
                 if action in SEEN_ACTIONS:
                     seen.append(i)
         if loaded is not None and history:
-            got = _model_candidates(loaded, snap, history, base=len(codes))
+            got = _model_candidates(loaded, snap, history, seen, base=len(codes))
             if got is not None:
                 m_items, m_scores, m_reasons, m_texts = got
                 parts_i.append(m_items)
@@ -570,12 +570,18 @@ def _build_global(snap: CatalogSnapshot, rules: PolicyRules) -> GlobalCandidates
 
 
 def _model_candidates(
-    loaded: LoadedModel, snap: CatalogSnapshot, history: list[tuple[int, str]], *, base: int
+    loaded: LoadedModel,
+    snap: CatalogSnapshot,
+    history: list[tuple[int, str]],
+    seen: list[int],
+    *,
+    base: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
     """Next-item candidates: the recent items' neighbour lists merged, weighted by recency.
 
-    Each candidate is explained by the history item that contributed most to its score;
-    reasons are ``base + k`` for the k-th returned text.
+    Items already ``seen`` are dropped before scores are scaled, so the best unseen item
+    gets the top score. Each candidate is explained by the history item that contributed
+    most to its score; reasons are ``base + k`` for the k-th returned text.
     """
     recent: list[int] = []
     actions: dict[int, str] = {}
@@ -594,6 +600,8 @@ def _model_candidates(
     src = np.repeat(np.arange(len(h)), nbr.shape[1])
     flat = nbr.ravel().astype(np.int64)
     ok = flat >= 0
+    if seen:
+        ok &= ~np.isin(flat, np.asarray(seen, dtype=np.int64))
     flat, contrib, src = flat[ok], contrib[ok], src[ok]
     if len(flat) == 0:
         return None
