@@ -65,6 +65,7 @@ def _allowed_ok(status: int, access: Access, response_location: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # ~250 routes x 5 roles + owners; slow on a shared machine
 def test_role_and_ownership_matrix(matrix_app: FastAPI, session) -> None:  # type: ignore[no-untyped-def]
     table = route_table(matrix_app)
     users = {name: make_user(session, Role(name)) for name in SIGNED_IN_ROLES}

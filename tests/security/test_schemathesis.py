@@ -39,6 +39,7 @@ def role_headers(committed_db) -> dict[str, dict[str, str]]:  # type: ignore[no-
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(0)  # its length is set by JUXING_SCHEMATHESIS_EXAMPLES
 def test_api_as_every_role(fuzz_app: FastAPI, role_headers) -> None:  # type: ignore[no-untyped-def]
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", fuzz_app)
     failures: list[str] = []
