@@ -87,7 +87,7 @@ def signed_in(user: Annotated[User | None, Depends(page_user)]) -> User:
     return user
 
 
-def page_roles(*roles: Role):  # type: ignore[no-untyped-def]
+def page_roles(*roles: Role) -> Any:
     """A page dependency admitting signed-in users holding any of ``roles``."""
 
     def _dependency(user: Annotated[User, Depends(signed_in)]) -> User:

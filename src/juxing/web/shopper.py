@@ -25,7 +25,7 @@ from juxing.kit.db import DbSession
 from juxing.kit.errors import NotFound, Unprocessable
 from juxing.kit.idempotency import Idempotency
 from juxing.models.accounts import User
-from juxing.models.content import FollowTarget
+from juxing.models.content import FollowTarget, LiveRoomStatus
 from juxing.search import service as search
 from juxing.web.i18n import N_
 from juxing.web.pages import AnyPage, MaybeUser, ShopperPage, redirect, render
@@ -49,15 +49,17 @@ REASON_LABELS = {
 }
 
 
-def _redis(request: Request):  # type: ignore[no-untyped-def]
+def _redis(request: Request) -> Any:
     return request.app.state.redis
 
 
-def _current_festival(session: Session):  # type: ignore[no-untyped-def]
+def _current_festival(session: Session) -> Any:
     return next(iter(deals.list_festivals(session=session, current_only=True)), None)
 
 
-def _feed_page(request: Request, session: Session, user: User | None, cursor: str | None):  # type: ignore[no-untyped-def]
+def _feed_page(
+    request: Request, session: Session, user: User | None, cursor: str | None
+) -> tuple[Any, dict[int, Any]]:
     """One page of the personalized feed, with the deal-card state of its items."""
     page = engine_for(request.app.state).feed(
         session, user_id=user.id if user else None, limit=FEED_PAGE, cursor=cursor
@@ -84,7 +86,7 @@ def home(request: Request, user: MaybeUser, session: DbSession) -> HTMLResponse:
     )
     page, cards = _feed_page(request, session, user, None)
     rooms, _ = content.list_rooms(
-        session=session, status="live", creator_id=None, limit=4, offset=0
+        session=session, status=LiveRoomStatus.LIVE, creator_id=None, limit=4, offset=0
     )
     return render(
         request,
@@ -407,7 +409,7 @@ def inbox(request: Request, user: AnyPage, session: DbSession) -> HTMLResponse:
     )
 
 
-def _creator_or_none(session: Session, user_id: int):  # type: ignore[no-untyped-def]
+def _creator_or_none(session: Session, user_id: int) -> Any:
     try:
         return content.get_creator(session=session, handle_or_id=str(user_id))
     except NotFound:

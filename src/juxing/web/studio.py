@@ -24,6 +24,7 @@ from juxing.kit.time import utcnow
 from juxing.marketplace import service as marketplace
 from juxing.models.accounts import User
 from juxing.models.commission import Click, TrackingLink
+from juxing.models.content import PostStatus
 from juxing.web.forms import local_input, utc_datetime
 from juxing.web.i18n import N_
 from juxing.web.pages import CreatorPage, redirect, render
@@ -319,7 +320,7 @@ def picker(
     q: Annotated[str, Query(max_length=100)] = "",
 ) -> HTMLResponse:
     """Products matching ``q`` for the card picker (an htmx partial)."""
-    products = []
+    products: list[Any] = []
     if q.strip():
         products, _ = catalog.list_products(session=session, q=q.strip(), limit=12)
     skus = deals.card_states(
@@ -483,7 +484,7 @@ def briefs(request: Request, user: CreatorPage, session: DbSession) -> HTMLRespo
     applied = {a.brief_id for a in mine}
     titles = {b.id: b.title for b in open_briefs}
     posts_published, _ = content.my_posts(
-        session=session, user=user, status="published", limit=50, offset=0
+        session=session, user=user, status=PostStatus.PUBLISHED, limit=50, offset=0
     )
     return render(
         request,
