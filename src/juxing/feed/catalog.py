@@ -290,9 +290,15 @@ def load_snapshot(session: Session, *, now: datetime | None = None) -> CatalogSn
 
 
 def follows_of(session: Session, *, user_id: int) -> list[tuple[str, int]]:
-    """Whom the shopper follows: (target_kind, target_id) pairs."""
-    stmt = select(Follow.target_kind, Follow.target_id).where(Follow.follower_id == user_id)
-    return [(k, int(i)) for k, i in session.execute(stmt)]
+    """Whom the shopper follows: (target_kind, target_id) pairs (one statement on the driver:
+    this runs on every feed request)."""
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"SELECT target_kind, target_id FROM {Follow.__tablename__} "  # noqa: S608 - constant
+        f"WHERE follower_id = {mark}"
+    )
+    return [(str(k), int(i)) for k, i in conn.exec_driver_sql(sql, (user_id,)).fetchall()]
 
 
 def _build(

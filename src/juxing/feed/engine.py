@@ -452,7 +452,7 @@ class FeedEngine:
         loaded: LoadedModel | None,
     ) -> Ranked:
         """Every source's candidates for one shopper, merged and ordered by score."""
-        recent = event_store.recent_items(session, user_id=user_id) if user_id else []
+        recent = event_store.recent_targets(session, user_id=user_id) if user_id else []
         follows = follows_of(session, user_id=user_id) if user_id else []
         glob = self._global_candidates(snap)
         codes, texts = list(glob.codes), list(glob.texts)
@@ -462,7 +462,7 @@ class FeedEngine:
         history: list[tuple[int, str]] = []  # (snapshot index, action), newest first
         seen: list[int] = []
         index = snap.index
-        for action, ttype, tid, _at in recent:
+        for action, ttype, tid in recent:
             i = index.get(f"{ttype}:{tid}")
             if i is not None:
                 history.append((i, action))
@@ -601,7 +601,9 @@ def _model_candidates(
     flat = nbr.ravel().astype(np.int64)
     ok = flat >= 0
     if seen:
-        ok &= ~np.isin(flat, np.asarray(seen, dtype=np.int64))
+        seen_mask = np.zeros(snap.n_items, dtype=bool)
+        seen_mask[seen] = True
+        ok &= ~seen_mask[np.maximum(flat, 0)]
     flat, contrib, src = flat[ok], contrib[ok], src[ok]
     if len(flat) == 0:
         return None

@@ -63,7 +63,9 @@ def merge(
     reason texts); returns the merged items and their reason indices.
     """
     if exclude is not None and len(exclude):
-        keep = ~np.isin(items, exclude)
+        mask = np.zeros(int(max(items.max(initial=0), exclude.max())) + 1, dtype=bool)
+        mask[exclude] = True
+        keep = ~mask[items]
         items, scores, reasons = items[keep], scores[keep], reasons[keep]
     if len(items) == 0:
         return items, reasons

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from juxing.kit.auth import optional_user
 from juxing.kit.db import DbSession
@@ -24,6 +24,14 @@ from juxing.models.accounts import ApiToken, User
 # ``optional_user`` records a token's use when it is older than this; until then we may skip it.
 TOUCH_AFTER = timedelta(minutes=5)
 
+_t, _u = ApiToken.__table__, User.__table__
+# Built once: statement construction would cost more than the indexed lookup itself.
+_TOKEN = (
+    select(_t.c.user_id, _t.c.revoked_at, _t.c.expires_at, _t.c.last_used_at, _u.c.is_active)
+    .join(_u, _u.c.id == _t.c.user_id)
+    .where(_t.c.token_hash == bindparam("token_hash"))
+)
+
 
 def feed_viewer(request: Request, session: DbSession) -> int | None:
     """The caller's user id, or None when signed out (errors as ``optional_user``'s)."""
@@ -32,12 +40,7 @@ def feed_viewer(request: Request, session: DbSession) -> int | None:
         scheme, _, raw = header.partition(" ")
         raw = raw.strip()
         if scheme.lower() == "bearer" and raw:
-            t, u = ApiToken.__table__, User.__table__
-            row = session.execute(
-                select(t.c.user_id, t.c.revoked_at, t.c.expires_at, t.c.last_used_at, u.c.is_active)
-                .join(u, u.c.id == t.c.user_id)
-                .where(t.c.token_hash == hash_token(raw))
-            ).first()
+            row = session.execute(_TOKEN, {"token_hash": hash_token(raw)}).first()
             now = utcnow()
             if (
                 row is not None
