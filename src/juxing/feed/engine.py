@@ -61,6 +61,7 @@ HISTORY_ITEMS = 10  # distinct recent items whose neighbour lists are merged
 RECENCY_DECAY = 0.7  # weight of the k-th most recent item: RECENCY_DECAY ** k
 ACTION_WEIGHT = {"buy": 1.5, "cart": 1.3, "fav": 1.2, "share": 1.1}
 SEEN_ACTIONS = frozenset({"view", "click", "buy"})
+DEFAULT_RULES = PolicyRules()  # pools are prepared for the default policy when none is active
 DEAL_STATE_TTL_S = 1.0  # a feed card's deal state (stock left, status) is at most 1 s old
 ACTION_VERB = {
     "view": "viewed",
@@ -499,7 +500,7 @@ class FeedEngine:
     def _global_candidates(self, snap: CatalogSnapshot) -> GlobalCandidates:
         """Deals, trending, fresh, long-tail and new-creator pools of a snapshot (cached)."""
         policy = self.policy
-        rules = policy.rules if policy else PolicyRules()
+        rules = policy.rules if policy else DEFAULT_RULES
         key = (id(snap), rules.longtail_percentile, rules.new_creator_days)
         cached = self._global_cache
         if cached is not None and cached[0] == key:
