@@ -36,7 +36,7 @@ from juxing.models.orders import Order, OrderLine
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/juxing_commission"
 CREATORS, SHOPPERS, MERCHANTS, PRODUCTS, LINKS_PER_PRODUCT = 1000, 50_000, 50, 500, 10
-CHUNK = 10_000
+CHUNK = 50_000
 
 
 def _reset(db: Database) -> None:
@@ -235,14 +235,8 @@ def run(url: str, n_orders: int, seed: int) -> dict[str, object]:
     world = generate(db, n_orders, random.Random(seed))
     gen_s = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
-    attributed = transactions = 0
-    for lo in range(1, n_orders + 1, CHUNK):
-        with db.session() as session:
-            res = batch.attribute_and_post(
-                session, order_ids=list(range(lo, min(lo + CHUNK, n_orders + 1)))
-            )
-            attributed += res.attributed
-            transactions += res.transactions
+    res = batch.run(db, chunk=CHUNK)
+    attributed, transactions = res.attributed, res.transactions
     post_s, post_cpu = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
     with db.session(write=False) as session:

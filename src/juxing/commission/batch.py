@@ -1,47 +1,117 @@
-"""The batch path: attribute and post commission for many paid orders at once.
+"""The batch path: attribute and post commission for many paid orders at once, in SQL.
 
-For backfills, replays after an outage and the ledger benchmark: it reads orders, lines,
-clicks and rules in chunks, applies the same rules and arithmetic as the per-request path
-(``rules``, ``money``) in memory, and writes commissions, ledger transactions and entries
-with bulk inserts, then moves each touched balance with one update per account.
+For backfills, replays after an outage and the ledger benchmark. Each chunk of orders is a
+handful of set-based statements in one transaction (no per-row Python):
 
-Differences from the per-request path, on purpose: clicks are matched by signed-in shopper
-(not the anonymous visitor cookie) and by product (entry links to posts and live rooms
-are not expanded), and fraud rules are not evaluated (run them per request).
+1. ``INSERT INTO commissions ... SELECT``: for every line of a paid, not yet attributed
+   order, the rate by precedence (deal item → product → campaign → merchant, joins and
+   CASE), the window (campaign → merchant → policy), and the last eligible click by the
+   same shopper *or* the same visitor cookie, on a link to the product or to a post / live
+   room featuring it, inside the window before placement
+   (``ROW_NUMBER() OVER (PARTITION BY line ORDER BY clicked_at DESC, id DESC)``);
+   creator-level bonus from the creator's profile; self-purchase earns nothing.
+2. ``INSERT INTO ledger_accounts ... SELECT`` for accounts not seen before.
+3. ``INSERT INTO ledger_transactions ... SELECT`` (reference ``commission:<id>:accrue``,
+   exactly as the per-request path).
+4. three ``INSERT INTO ledger_entries ... SELECT`` (merchant, platform, creator pending).
+5. one aggregated ``UPDATE ledger_accounts`` for the balances the chunk moved.
+
+Idempotent: orders that already have a commission are skipped, so a re-run posts nothing.
+On PostgreSQL a chunk locks ``ledger_accounts`` against concurrent postings (SHARE ROW
+EXCLUSIVE) for its few seconds, so its watermarks see only its own entries; SQLite has one
+writer anyway. Fraud rules are not evaluated here (they look at live click patterns: run
+``fraud`` per request); see docs/commission.md.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    type_coerce,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
-from juxing import ledger
-from juxing.commission.money import split
 from juxing.commission.policy import POLICY
 from juxing.kit.time import utcnow
 from juxing.ledger.service import (
+    CREATOR_AVAILABLE,
     CREATOR_PENDING,
     MERCHANT_COMMISSION,
     PLATFORM_REVENUE,
-    account_code,
 )
-from juxing.models.commission import Click, Commission, CommissionRule, CommissionStatus
+from juxing.models.base import UTCDateTime
+from juxing.models.commission import Click, Commission, CommissionStatus, CreatorLevelBonus
+from juxing.models.commission import CommissionRule as Rule
+from juxing.models.content import CreatorProfile, LiveRoomItem, PostProductCard
 from juxing.models.deals import DealItem
 from juxing.models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from juxing.models.orders import Order, OrderLine
 
+DEFAULT_CHUNK = 50_000
 
-def _table(model: Any) -> Table:
+
+def _t(model: Any) -> Table:
     table: Table = model.__table__
     return table
+
+
+class _days_before(FunctionElement[Any]):
+    """``ts - days`` (days a SQL integer expression), exact to the microsecond."""
+
+    type = DateTime()
+    inherit_cache = True
+
+
+@compiles(_days_before, "sqlite")
+def _days_before_sqlite(element: _days_before, compiler: SQLCompiler, **kw: Any) -> str:
+    ts, days = (compiler.process(c, **kw) for c in element.clauses)
+    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff': shift the date part, keep the microseconds.
+    return f"(strftime('%Y-%m-%d %H:%M:%S', {ts}, '-' || ({days}) || ' days') || substr({ts}, 20))"
+
+
+@compiles(_days_before, "postgresql")
+def _days_before_pg(element: _days_before, compiler: SQLCompiler, **kw: Any) -> str:
+    ts, days = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({ts} - make_interval(secs => ({days}) * 86400))"
+
+
+def _idiv(a: Any, b: Any) -> ColumnElement[int]:
+    """Integer division that rounds down (operands are non-negative integers)."""
+    return type_coerce(a, BigInteger).op("/")(type_coerce(b, BigInteger))
+
+
+def _text(x: Any) -> ColumnElement[str]:
+    return cast(x, String)
+
+
+def _code(kind: str, owner: Any, currency: Any) -> ColumnElement[str]:
+    """The account code ``kind:owner:currency`` (as ``ledger.account_code``) in SQL."""
+    who = literal("-") if owner is None else _text(owner)
+    return literal(kind + ":") + who + literal(":") + currency
 
 
 @dataclass
@@ -52,291 +122,393 @@ class BatchResult:
     transactions: int = 0
 
 
-class _Accounts:
-    """Account ids resolved in bulk, and balance deltas applied once per account."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.ids: dict[tuple[str, int | None, str], int] = {}
-        self.delta: dict[int, int] = defaultdict(int)
-
-    def resolve(self, keys: set[tuple[str, int | None, str]]) -> None:
-        """Find or create every account in ``keys`` with two statements."""
-        codes = {account_code(k, o, c): (k, o, c) for k, o, c in keys if (k, o, c) not in self.ids}
-        if not codes:
-            return
-        found = dict(
-            self.session.execute(
-                select(LedgerAccount.code, LedgerAccount.id).where(
-                    LedgerAccount.code.in_(list(codes))
-                )
-            ).all()
-        )
-        missing = [code for code in codes if code not in found]
-        if missing:
-            try:
-                with self.session.begin_nested():
-                    self.session.execute(
-                        insert(_table(LedgerAccount)),
-                        [
-                            {
-                                "code": code,
-                                "kind": codes[code][0],
-                                "owner_id": codes[code][1],
-                                "currency": codes[code][2],
-                                "balance_minor": 0,
-                                "created_at": utcnow(),
-                            }
-                            for code in missing
-                        ],
-                    )
-            except IntegrityError:  # created concurrently: fall back to one at a time
-                for code in missing:
-                    k, o, c = codes[code]
-                    ledger.account(self.session, kind=k, owner_id=o, currency=c)
-            found = dict(
-                self.session.execute(
-                    select(LedgerAccount.code, LedgerAccount.id).where(
-                        LedgerAccount.code.in_(list(codes))
-                    )
-                ).all()
-            )
-        for code, key in codes.items():
-            self.ids[key] = found[code]
-
-    def id(self, kind: str, owner: int | None, currency: str) -> int:
-        return self.ids[(kind, owner, currency)]
-
-    def flush_balances(self) -> None:
-        """One executemany of ``balance += delta``, in account-id order (no deadlocks)."""
-        t = _table(LedgerAccount)
-        params = [{"aid": k, "d": self.delta[k]} for k in sorted(self.delta) if self.delta[k]]
-        if params:
-            self.session.execute(
-                update(t)
-                .where(t.c.id == bindparam("aid"))
-                .values(balance_minor=t.c.balance_minor + bindparam("d")),
-                params,
-            )
-        self.delta.clear()
+def _rowcount(session: Session, stmt: Any) -> int:
+    res = session.connection().execute(stmt, execution_options={"preserve_rowcount": True})
+    return int(res.rowcount)
 
 
-def _rules(session: Session, merchant_ids: set[int]) -> dict[tuple[int, str, int], CommissionRule]:
-    rows = session.scalars(
-        select(CommissionRule).where(CommissionRule.merchant_id.in_(merchant_ids))
+def _max_id(session: Session, table: Table) -> int:
+    return int(session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0)
+
+
+def _scope(col: Any, order_ids: Sequence[int] | None, id_range: tuple[int, int] | None) -> Any:
+    if id_range is not None:
+        return col.between(*id_range)
+    return col.in_(list(order_ids or []))
+
+
+def _level_bonus(level: Any) -> ColumnElement[int]:
+    whens = [(level == lv, bp) for lv, bp in sorted(POLICY.level_bonus_bp.items()) if bp]
+    return case(*whens, else_=0) if whens else literal(0)
+
+
+def _attribution(scope: Any) -> Any:
+    """The SELECT that yields one commission row per attributed line of paid orders."""
+    o, ol, d, k = _t(Order), _t(OrderLine), _t(DealItem), _t(Click)
+    cm = _t(Commission)
+    pr, cr, mr = _t(Rule).alias("pr"), _t(Rule).alias("cr"), _t(Rule).alias("mr")
+    window = func.coalesce(cr.c.window_days, mr.c.window_days, POLICY.default_window_days)
+    has_deal = d.c.commission_rate_bp.is_not(None)
+    tiers = [
+        (pr.c.rate_bp.is_not(None), "product", pr.c.id, pr.c.rate_bp),
+        (cr.c.rate_bp.is_not(None), "campaign", cr.c.id, cr.c.rate_bp),
+        (mr.c.rate_bp.is_not(None), "merchant", mr.c.id, mr.c.rate_bp),
+    ]
+    scope_name = case(
+        (has_deal, "deal_item"), *[(w, name) for w, name, _, _ in tiers], else_="none"
     )
-    return {(r.merchant_id, r.scope, r.target_id): r for r in rows}
-
-
-def attribute_and_post(session: Session, *, order_ids: Sequence[int]) -> BatchResult:
-    """Attribute and accrue the paid orders ``order_ids`` that have no commission yet."""
-    result = BatchResult()
-    rows = session.execute(
+    rule_id = case((has_deal, d.c.id), *[(w, rid) for w, _, rid, _ in tiers], else_=null())
+    rate = case((has_deal, d.c.commission_rate_bp), *[(w, r) for w, _, _, r in tiers], else_=0)
+    same_merchant = pr.c.merchant_id == o.c.merchant_id
+    lines = (
         select(
-            OrderLine.id,
-            OrderLine.order_id,
-            OrderLine.product_id,
-            OrderLine.deal_item_id,
-            OrderLine.amount_minor,
-            Order.shopper_id,
-            Order.merchant_id,
-            Order.currency,
-            Order.created_at,
-            Order.paid_at,
+            ol.c.id.label("line_id"),
+            ol.c.order_id,
+            ol.c.product_id,
+            ol.c.deal_item_id,
+            ol.c.amount_minor,
+            o.c.shopper_id,
+            o.c.visitor_id,
+            o.c.merchant_id,
+            o.c.currency,
+            o.c.created_at.label("placed_at"),
+            o.c.paid_at,
+            window.label("window_days"),
+            scope_name.label("rule_scope"),
+            rule_id.label("rule_id"),
+            rate.label("rate_bp"),
         )
-        .join(Order, Order.id == OrderLine.order_id)
-        .where(
-            OrderLine.order_id.in_(order_ids),
-            Order.paid_at.is_not(None),
-            ~select(Commission.id).where(Commission.order_id == Order.id).exists(),
-        )
-        .order_by(OrderLine.id)
-    ).all()
-    if not rows:
-        return result
-    result.orders = len({r.order_id for r in rows})
-    result.lines = len(rows)
-    rules = _rules(session, {r.merchant_id for r in rows})
-    deal_ids = {r.deal_item_id for r in rows if r.deal_item_id is not None}
-    deals = (
-        {
-            d.id: (d.commission_rate_bp, d.campaign_id)
-            for d in session.execute(
-                select(DealItem.id, DealItem.commission_rate_bp, DealItem.campaign_id).where(
-                    DealItem.id.in_(deal_ids)
-                )
+        .select_from(
+            ol.join(o, o.c.id == ol.c.order_id)
+            .outerjoin(d, d.c.id == ol.c.deal_item_id)
+            .outerjoin(
+                pr,
+                and_(same_merchant, pr.c.scope == "product", pr.c.target_id == ol.c.product_id),
             )
-        }
-        if deal_ids
-        else {}
-    )
-    # Clicks by shopper and product, oldest first (one query for the chunk).
-    earliest = min(r.created_at for r in rows) - timedelta(days=POLICY.max_window_days)
-    latest = max(r.created_at for r in rows)
-    clicks: dict[tuple[int, int], list[Any]] = defaultdict(list)
-    for hit in session.execute(
-        select(
-            Click.id,
-            Click.shopper_id,
-            Click.product_id,
-            Click.clicked_at,
-            Click.creator_id,
-            Click.link_id,
-        )
-        .where(
-            Click.shopper_id.in_({r.shopper_id for r in rows}),
-            Click.clicked_at >= earliest,
-            Click.clicked_at <= latest,
-            Click.product_id.is_not(None),
-        )
-        .order_by(Click.clicked_at, Click.id)
-    ):
-        clicks[(hit.shopper_id, hit.product_id)].append(hit)
-    fee_bp = POLICY.platform_fee_bp
-    now = utcnow()
-    new_commissions: list[dict[str, Any]] = []
-    for r in rows:
-        merchant_rule = rules.get((r.merchant_id, "merchant", 0))
-        product_rule = rules.get((r.merchant_id, "product", r.product_id))
-        deal = deals.get(r.deal_item_id) if r.deal_item_id is not None else None
-        campaign_rule = rules.get((r.merchant_id, "campaign", deal[1])) if deal else None
-        window = next(
-            (x.window_days for x in (campaign_rule, merchant_rule) if x and x.window_days),
-            POLICY.default_window_days,
-        )
-        if deal and deal[0] is not None:
-            scope, rule_id, rate = "deal_item", r.deal_item_id, deal[0]
-        else:
-            scope, rule_id, rate = "none", None, 0
-            for name, rule in (
-                ("product", product_rule),
-                ("campaign", campaign_rule),
-                ("merchant", merchant_rule),
-            ):
-                if rule is not None and rule.rate_bp is not None:
-                    scope, rule_id, rate = name, rule.id, rule.rate_bp
-                    break
-        candidates = clicks.get((r.shopper_id, r.product_id))
-        if not candidates:
-            continue
-        i = bisect.bisect_right([c.clicked_at for c in candidates], r.created_at) - 1
-        if i < 0 or candidates[i].clicked_at < r.created_at - timedelta(days=window):
-            continue
-        click = candidates[i]
-        self_purchase = click.creator_id == r.shopper_id
-        s = split(
-            amount_minor=r.amount_minor,
-            base_rate_bp=0 if self_purchase else rate,
-            bonus_bp=0,
-            fee_bp=fee_bp,
-        )
-        status = (
-            CommissionStatus.NO_COMMISSION
-            if self_purchase or rate == 0
-            else CommissionStatus.PENDING
-        )
-        new_commissions.append(
-            {
-                "order_id": r.order_id,
-                "order_line_id": r.id,
-                "merchant_id": r.merchant_id,
-                "shopper_id": r.shopper_id,
-                "creator_id": click.creator_id,
-                "product_id": r.product_id,
-                "deal_item_id": r.deal_item_id,
-                "click_id": click.id,
-                "link_id": click.link_id,
-                "clicked_at": click.clicked_at,
-                "decision": "self_purchase" if self_purchase else "attributed",
-                "status": status.value,
-                "window_days": window,
-                "rule_scope": scope,
-                "rule_id": rule_id,
-                "base_rate_bp": 0 if self_purchase else rate,
-                "bonus_bp": 0,
-                "fee_bp": fee_bp,
-                "currency": r.currency,
-                "amount_minor": r.amount_minor,
-                "base_minor": s.base,
-                "bonus_minor": s.bonus,
-                "fee_minor": s.fee,
-                "refunded_minor": 0,
-                "explanation": (
-                    f"batch: last click #{click.id} by creator {click.creator_id} inside the "
-                    f"{window}-day window; rate {rate}bp from the {scope} rule"
+            .outerjoin(
+                cr,
+                and_(
+                    cr.c.merchant_id == o.c.merchant_id,
+                    cr.c.scope == "campaign",
+                    cr.c.target_id == d.c.campaign_id,
                 ),
-                "placed_at": r.created_at,
-                "paid_at": r.paid_at,
-            }
+            )
+            .outerjoin(
+                mr,
+                and_(
+                    mr.c.merchant_id == o.c.merchant_id,
+                    mr.c.scope == "merchant",
+                    mr.c.target_id == 0,
+                ),
+            )
         )
-    if not new_commissions:
+        .where(scope, o.c.paid_at.is_not(None), ~exists().where(cm.c.order_id == o.c.id))
+        .cte("batch_lines")
+    )
+    ppc, lri = _t(PostProductCard), _t(LiveRoomItem)
+    matches = or_(
+        k.c.product_id == lines.c.product_id,
+        and_(
+            k.c.product_id.is_(None),
+            k.c.post_id.is_not(None),
+            exists().where(ppc.c.post_id == k.c.post_id, ppc.c.product_id == lines.c.product_id),
+        ),
+        and_(
+            k.c.product_id.is_(None),
+            k.c.post_id.is_(None),
+            exists().where(
+                lri.c.room_id == k.c.live_room_id, lri.c.product_id == lines.c.product_id
+            ),
+        ),
+    )
+    in_window = and_(
+        k.c.clicked_at <= lines.c.placed_at,
+        k.c.clicked_at >= _days_before(lines.c.placed_at, lines.c.window_days),
+        matches,
+    )
+
+    def candidates(who: Any) -> Any:
+        return select(
+            lines.c.line_id,
+            k.c.id.label("click_id"),
+            k.c.link_id,
+            k.c.creator_id,
+            k.c.clicked_at,
+        ).select_from(lines.join(k, and_(who, in_window)))
+
+    both = union_all(
+        candidates(k.c.shopper_id == lines.c.shopper_id),
+        candidates(and_(lines.c.visitor_id.is_not(None), k.c.visitor_id == lines.c.visitor_id)),
+    ).subquery("batch_candidates")
+    ranked = select(
+        both,
+        func.row_number()
+        .over(
+            partition_by=both.c.line_id, order_by=(both.c.clicked_at.desc(), both.c.click_id.desc())
+        )
+        .label("rn"),
+    ).subquery("batch_ranked")
+    cp, lb = _t(CreatorProfile), _t(CreatorLevelBonus)
+    level = func.coalesce(cp.c.level, 1)
+    own = ranked.c.creator_id == lines.c.shopper_id
+    no_rate = lines.c.rate_bp == 0
+    base_rate = case((own, 0), else_=lines.c.rate_bp)
+    bonus_bp = case((or_(own, no_rate), 0), else_=func.coalesce(lb.c.bonus_bp, _level_bonus(level)))
+    base = _idiv(lines.c.amount_minor * base_rate, 10_000)
+    bonus = case((base > 0, _idiv(lines.c.amount_minor * bonus_bp, 10_000)), else_=0)
+    fee_bp = POLICY.platform_fee_bp
+    fee = _idiv(base * fee_bp, 10_000)
+    earns = and_(~own, ~no_rate)
+    explanation = case(
+        (
+            own,
+            literal("batch: self-purchase: creator ")
+            + _text(ranked.c.creator_id)
+            + literal(" bought through their own link (click #")
+            + _text(ranked.c.click_id)
+            + literal("); earns nothing"),
+        ),
+        else_=literal("batch: last click #")
+        + _text(ranked.c.click_id)
+        + literal(" by creator ")
+        + _text(ranked.c.creator_id)
+        + literal(" inside the ")
+        + _text(lines.c.window_days)
+        + literal("-day window; rate ")
+        + _text(lines.c.rate_bp)
+        + literal("bp from the ")
+        + lines.c.rule_scope
+        + literal(" rule + ")
+        + _text(bonus_bp)
+        + literal("bp level bonus"),
+    )
+    columns = {
+        "order_id": lines.c.order_id,
+        "order_line_id": lines.c.line_id,
+        "merchant_id": lines.c.merchant_id,
+        "shopper_id": lines.c.shopper_id,
+        "creator_id": ranked.c.creator_id,
+        "product_id": lines.c.product_id,
+        "deal_item_id": lines.c.deal_item_id,
+        "click_id": ranked.c.click_id,
+        "link_id": ranked.c.link_id,
+        "clicked_at": ranked.c.clicked_at,
+        "decision": case((own, "self_purchase"), else_="attributed"),
+        "status": case(
+            (earns, CommissionStatus.PENDING.value), else_=CommissionStatus.NO_COMMISSION.value
+        ),
+        "window_days": lines.c.window_days,
+        "rule_scope": lines.c.rule_scope,
+        "rule_id": lines.c.rule_id,
+        "base_rate_bp": base_rate,
+        "bonus_bp": bonus_bp,
+        "fee_bp": literal(fee_bp),
+        "currency": lines.c.currency,
+        "amount_minor": lines.c.amount_minor,
+        "base_minor": base,
+        "bonus_minor": bonus,
+        "fee_minor": fee,
+        "refunded_minor": literal(0),
+        "explanation": explanation,
+        "placed_at": lines.c.placed_at,
+        "paid_at": case((earns, lines.c.paid_at), else_=null()),
+    }
+    query = (
+        select(*[c.label(n) for n, c in columns.items()])
+        .select_from(
+            ranked.join(lines, lines.c.line_id == ranked.c.line_id)
+            .outerjoin(cp, cp.c.user_id == ranked.c.creator_id)
+            .outerjoin(lb, lb.c.level == level)
+        )
+        .where(ranked.c.rn == 1)
+    )
+    return list(columns), query
+
+
+def attribute_and_post(
+    session: Session,
+    *,
+    order_ids: Sequence[int] | None = None,
+    id_range: tuple[int, int] | None = None,
+) -> BatchResult:
+    """Attribute and accrue the paid orders ``order_ids`` (or ids in ``id_range``,
+    inclusive) that have no commission yet; a handful of statements for the whole set."""
+    result = BatchResult()
+    o, ol, cm = _t(Order), _t(OrderLine), _t(Commission)
+    acc, txn, ent = _t(LedgerAccount), _t(LedgerTransaction), _t(LedgerEntry)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:  # no concurrent posting while this chunk's watermarks are in use
+        session.execute(text("LOCK TABLE ledger_accounts IN SHARE ROW EXCLUSIVE MODE"))
+    now = utcnow()
+    pending = (
+        select(o.c.id)
+        .where(
+            _scope(o.c.id, order_ids, id_range),
+            o.c.paid_at.is_not(None),
+            ~exists().where(cm.c.order_id == o.c.id),
+        )
+        .subquery()
+    )
+    result.orders, result.lines = session.execute(
+        select(func.count(func.distinct(ol.c.order_id)), func.count()).where(
+            ol.c.order_id.in_(select(pending.c.id))
+        )
+    ).one()
+    if not result.lines:
         return result
-    ctable, ttable = _table(Commission), _table(LedgerTransaction)
-    # Plain executemany (no RETURNING: SQLite would insert row by row), then one query
-    # each to learn the ids by their unique keys.
-    session.execute(insert(ctable), new_commissions)
-    line_ids = [c["order_line_id"] for c in new_commissions]
-    by_line = dict(
-        session.execute(
-            select(ctable.c.order_line_id, ctable.c.id).where(ctable.c.order_line_id.in_(line_ids))
-        ).all()
-    )
-    result.attributed = len(new_commissions)
-    postable = [(by_line[c["order_line_id"]], c) for c in new_commissions if c["base_minor"] > 0]
-    txn_ids: list[int] = []
-    if postable:
-        session.execute(
-            insert(ttable),
-            [
-                {
-                    "reference": f"commission:{cid}:accrue",
-                    "kind": "commission_accrual",
-                    "source": "commission",
-                    "source_id": cid,
-                    "memo": f"order {c['order_id']} line {c['order_line_id']}: batch",
-                    "created_at": now,
-                }
-                for cid, c in postable
-            ],
+    c_mark, t_mark, e_mark = _max_id(session, cm), _max_id(session, txn), _max_id(session, ent)
+
+    # 1. Commissions (attribution, rate, split) for every line at once.
+    names, query = _attribution(_scope(o.c.id, order_ids, id_range))
+    session.execute(insert(cm).from_select(names, query))
+    # (sqlite3 reports no rowcount for WITH ... INSERT: count what the chunk added.)
+    result.attributed = int(
+        session.scalar(
+            select(func.count()).where(cm.c.id > c_mark, _scope(cm.c.order_id, order_ids, id_range))
         )
-        by_source = dict(
-            session.execute(
-                select(ttable.c.source_id, ttable.c.id).where(
-                    ttable.c.source == "commission",
-                    ttable.c.kind == "commission_accrual",
-                    ttable.c.source_id.in_([cid for cid, _ in postable]),
-                )
-            ).all()
-        )
-        txn_ids = [by_source[cid] for cid, _ in postable]
-    accounts = _Accounts(session)
-    accounts.resolve(
-        {(PLATFORM_REVENUE, None, c["currency"]) for _, c in postable}
-        | {(MERCHANT_COMMISSION, c["merchant_id"], c["currency"]) for _, c in postable}
-        | {(CREATOR_PENDING, c["creator_id"], c["currency"]) for _, c in postable}
+        or 0
     )
-    entries = []
-    for txn_id, (_cid, row) in zip(txn_ids, postable, strict=True):
-        cur = row["currency"]
-        base, fee, bonus = row["base_minor"], row["fee_minor"], row["bonus_minor"]
-        for account_id, amount in (
-            (accounts.id(MERCHANT_COMMISSION, row["merchant_id"], cur), -base),
-            (accounts.id(PLATFORM_REVENUE, None, cur), fee - bonus),
-            (accounts.id(CREATOR_PENDING, row["creator_id"], cur), base - fee + bonus),
-        ):
-            if amount:
-                entries.append(
-                    {
-                        "transaction_id": txn_id,
-                        "account_id": account_id,
-                        "amount_minor": amount,
-                        "currency": cur,
-                        "created_at": now,
-                    }
+    if not result.attributed:
+        return result
+    mine = and_(
+        cm.c.id > c_mark,
+        _scope(cm.c.order_id, order_ids, id_range),
+        cm.c.status == CommissionStatus.PENDING.value,
+        cm.c.base_minor > 0,
+    )
+
+    if postgres:  # planner statistics for the rows just written (same transaction)
+        session.execute(text("ANALYZE commissions"))
+    # 2. Accounts first seen in this chunk (the per-request path opens all four).
+    wanted = union_all(
+        *[
+            select(
+                _code(kind, owner, cm.c.currency).label("code"),
+                literal(kind).label("kind"),
+                (owner if owner is not None else null()).label("owner_id"),
+                cm.c.currency.label("currency"),
+            ).where(mine)
+            for kind, owner in (
+                (MERCHANT_COMMISSION, cm.c.merchant_id),
+                (PLATFORM_REVENUE, None),
+                (CREATOR_PENDING, cm.c.creator_id),
+                (CREATOR_AVAILABLE, cm.c.creator_id),
+            )
+        ]
+    ).subquery("batch_accounts")
+    new_accounts = (
+        select(
+            wanted.c.code,
+            wanted.c.kind,
+            type_coerce(wanted.c.owner_id, BigInteger),
+            wanted.c.currency,
+            literal(0),
+            literal(now, UTCDateTime()),
+        )
+        .where(~exists().where(acc.c.code == wanted.c.code))
+        .distinct()
+    )
+    session.execute(
+        insert(acc).from_select(
+            ["code", "kind", "owner_id", "currency", "balance_minor", "created_at"], new_accounts
+        )
+    )
+
+    # 3. One accrual transaction per commission that earns something.
+    memo = (
+        literal("order ")
+        + _text(cm.c.order_id)
+        + literal(" line ")
+        + _text(cm.c.order_line_id)
+        + literal(": ")
+        + _text(cm.c.base_rate_bp)
+        + literal("+")
+        + _text(cm.c.bonus_bp)
+        + literal("bp (batch)")
+    )
+    result.transactions = _rowcount(
+        session,
+        insert(txn).from_select(
+            ["reference", "kind", "source", "source_id", "memo", "created_at"],
+            select(
+                literal("commission:") + _text(cm.c.id) + literal(":accrue"),
+                literal("commission_accrual"),
+                literal("commission"),
+                cm.c.id,
+                memo,
+                literal(now, UTCDateTime()),
+            ).where(mine),
+        ),
+    )
+
+    if postgres:
+        session.execute(text("ANALYZE ledger_transactions, ledger_accounts"))
+
+    # 4. Its entries, leg by leg (zero legs are not written, as in ``ledger.post``).
+    def account_is(kind: str, owner: Any) -> Any:
+        who = acc.c.owner_id.is_(None) if owner is None else acc.c.owner_id == owner
+        return and_(acc.c.kind == kind, who, acc.c.currency == cm.c.currency)
+
+    legs = (
+        (account_is(MERCHANT_COMMISSION, cm.c.merchant_id), -cm.c.base_minor),
+        (account_is(PLATFORM_REVENUE, None), cm.c.fee_minor - cm.c.bonus_minor),
+        (
+            account_is(CREATOR_PENDING, cm.c.creator_id),
+            cm.c.base_minor - cm.c.fee_minor + cm.c.bonus_minor,
+        ),
+    )
+    for on_account, amount in legs:
+        session.execute(
+            insert(ent).from_select(
+                ["transaction_id", "account_id", "amount_minor", "currency", "created_at"],
+                select(txn.c.id, acc.c.id, amount, cm.c.currency, literal(now, UTCDateTime()))
+                .select_from(txn.join(cm, cm.c.id == txn.c.source_id).join(acc, on_account))
+                .where(
+                    txn.c.id > t_mark,
+                    txn.c.source == "commission",
+                    txn.c.kind == "commission_accrual",
+                    amount != 0,
                 )
-                accounts.delta[account_id] += amount
-    if entries:
-        session.execute(insert(_table(LedgerEntry)), entries)
-    accounts.flush_balances()
-    result.transactions = len(txn_ids)
+                .order_by(txn.c.id),
+            )
+        )
+
+    # 5. Balances: one aggregated update over the accounts this chunk touched.
+    e2 = ent.alias("e2")
+    moved = (
+        select(func.coalesce(func.sum(e2.c.amount_minor), 0))
+        .where(e2.c.account_id == acc.c.id, e2.c.id > e_mark)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(acc)
+        .where(acc.c.id.in_(select(ent.c.account_id).where(ent.c.id > e_mark).distinct()))
+        .values(balance_minor=acc.c.balance_minor + moved)
+        .execution_options(synchronize_session=False)
+    )
     return result
+
+
+def ranges(session: Session, *, chunk: int = DEFAULT_CHUNK) -> list[tuple[int, int]]:
+    """Order-id ranges of at most ``chunk`` ids covering every paid order."""
+    lo, hi = session.execute(
+        select(func.min(Order.id), func.max(Order.id)).where(Order.paid_at.is_not(None))
+    ).one()
+    if lo is None:
+        return []
+    return [(a, min(a + chunk - 1, hi)) for a in range(lo, hi + 1, chunk)]
+
+
+def run(db: Any, *, chunk: int = DEFAULT_CHUNK) -> BatchResult:
+    """Every paid order not yet attributed, one transaction per chunk of order ids."""
+    total = BatchResult()
+    with db.session(write=False) as session:
+        spans = ranges(session, chunk=chunk)
+    for span in spans:
+        with db.session() as session:
+            r = attribute_and_post(session, id_range=span)
+        total.orders += r.orders
+        total.lines += r.lines
+        total.attributed += r.attributed
+        total.transactions += r.transactions
+    return total
