@@ -252,3 +252,39 @@ def test_visitor_cookie_is_recorded(client, session, world, shopper):
     order = buy(client, h, world.deal_item_id).json()
     client.cookies.clear()
     assert session.get(Order, order["id"]).visitor_id == "vid-abc"
+
+
+def test_live_only_deal_is_sold_only_in_its_live_room(client, session, world, shopper):
+    from juxing.models.content import LiveRoom, LiveRoomItem
+
+    _user, h = shopper
+    room = LiveRoom(creator_id=world.operator.id, title="Star night", scheduled_at=utcnow())
+    session.add(room)
+    session.flush()
+    session.add(
+        LiveRoomItem(
+            room_id=room.id,
+            position=0,
+            product_id=world.product_id,
+            deal_item_id=world.deal_item_id,
+            live_only=True,
+        )
+    )
+    other = LiveRoom(creator_id=world.operator.id, title="Other", scheduled_at=utcnow())
+    session.add(other)
+    session.flush()
+    for extra in ({}, {"live_room_id": room.id}, {"live_room_id": other.id}):
+        r = buy(client, h, world.deal_item_id, **extra)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "live_only", extra
+    other.status = "live"
+    session.flush()
+    r = buy(client, h, world.deal_item_id, live_room_id=other.id)
+    assert r.status_code == 422, "a room that does not show the item cannot sell it"
+    room.status = "live"
+    session.flush()
+    assert buy(client, h, world.deal_item_id, live_room_id=room.id).status_code == 201
+    room.status = "ended"
+    session.flush()
+    r = buy(client, h, world.deal_item_id, live_room_id=room.id)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "live_only", "off air"
+    assert counters(session, world.deal_item_id) == (9, 1, 0)

@@ -158,8 +158,25 @@ def test_card_states_and_similar(session, world_factory):
         title="Plain lamp",
         skus=[{"name": "One", "list_price_minor": 100, "stock": 1}],
     )
-    not_on_sale = service.card_states(session=session, sku_ids=[plain.skus[0].id])
-    assert not_on_sale["skus"][plain.skus[0].id]["status"] == "not_on_sale"
+    regular = service.card_states(session=session, sku_ids=[plain.skus[0].id])
+    assert regular["skus"][plain.skus[0].id]["status"] == "on_sale", "sold at its list price"
+    assert regular["skus"][plain.skus[0].id]["deal_price_minor"] is None
+    # a SKU whose deal has ended is still sold regularly
+    ended = service.card_states(
+        session=session, sku_ids=[w.sku_id], now=utcnow() + timedelta(hours=7)
+    )
+    assert ended["skus"][w.sku_id]["status"] == "on_sale"
+    plain.skus[0].stock = 0
+    session.flush()
+    gone = service.card_states(session=session, sku_ids=[plain.skus[0].id])
+    assert gone["skus"][plain.skus[0].id]["status"] == "not_on_sale", "out of stock"
+    plain.skus[0].stock = 1
+    plain.status = "archived"
+    session.flush()
+    gone = service.card_states(session=session, sku_ids=[plain.skus[0].id])
+    assert gone["skus"][plain.skus[0].id]["status"] == "not_on_sale", "inactive product"
+    plain.status = "active"
+    session.flush()
     similar = catalog.similar_on_sale(session=session, product_id=upcoming.product_id, limit=3)
     assert {"product_id": plain.id, "title": "Plain lamp", "deal_item_id": None} in similar
 

@@ -493,7 +493,9 @@ def reserve(
                 coupon_claim_id=body.coupon_claim_id,
                 start_group=body.start_group,
                 group_code=body.group_code,
+                live_room_id=body.live_room_id,
                 visitor_id=visitor[:64] if visitor else None,
+                take_at_commit=True,
             )
         ),
         status_code=201,

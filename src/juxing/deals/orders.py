@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from juxing.catalog import service as catalog
@@ -29,13 +29,14 @@ from juxing.deals.events import (
 )
 from juxing.deals.payments import PaymentProvider
 from juxing.deals.service import BUYABLE_CAMPAIGN
-from juxing.deals.stock import ItemRef, StockBackend, backend_for, rowcount
+from juxing.deals.stock import ItemRef, StockBackend, backend_for, rowcount, sold_out
 from juxing.kit.auth import ensure_owner
 from juxing.kit.errors import Conflict, NotFound, Unprocessable
 from juxing.kit.signals import publish
 from juxing.kit.time import utcnow
 from juxing.models.accounts import User
 from juxing.models.catalog import Merchant, Product, Sku
+from juxing.models.content import LiveRoom, LiveRoomItem, LiveRoomStatus
 from juxing.models.deals import Campaign, CouponClaim, DealItem, GroupBuy
 from juxing.models.orders import Order, OrderLine, OrderStatus, Payment, Refund, RefundLine
 
@@ -75,6 +76,49 @@ def _not_live(item: DealItem, campaign_status: str, now: datetime) -> Unprocessa
     return None
 
 
+# The deal item with everything reserve checks, in one query (the hot path of a flash sale):
+# campaign status, the line title, and whether a live room sells it as live-only.
+_RESERVE_LOOKUP = (
+    select(
+        DealItem,
+        Campaign.status,
+        Product.title,
+        Sku.name,
+        exists()
+        .where(LiveRoomItem.deal_item_id == DealItem.id, LiveRoomItem.live_only.is_(True))
+        .label("live_only"),
+    )
+    .join(Campaign, Campaign.id == DealItem.campaign_id)
+    .join(Product, Product.id == DealItem.product_id)
+    .join(Sku, Sku.id == DealItem.sku_id)
+    .where(DealItem.id == bindparam("deal_item_id"))
+)
+
+
+def _check_live_room(session: Session, *, deal_item_id: int, live_room_id: int | None) -> None:
+    """A live-only deal item (直播专享) is sold only from a live room that is on air and shows it
+    as live-only; elsewhere it is refused with ``live_only``."""
+    if live_room_id is not None:
+        on_air = session.execute(
+            select(LiveRoomItem.id)
+            .join(LiveRoom, LiveRoom.id == LiveRoomItem.room_id)
+            .where(
+                LiveRoomItem.room_id == live_room_id,
+                LiveRoomItem.deal_item_id == deal_item_id,
+                LiveRoomItem.live_only.is_(True),
+                LiveRoom.status == LiveRoomStatus.LIVE.value,
+            )
+            .limit(1)
+        ).first()
+        if on_air is not None:
+            return
+    raise Unprocessable(
+        "This deal is sold only in its live room while it is on air.",
+        code="live_only",
+        details={"field": "body.live_room_id"},
+    )
+
+
 def reserve(
     *,
     session: Session,
@@ -85,24 +129,26 @@ def reserve(
     coupon_claim_id: int | None = None,
     start_group: bool = False,
     group_code: str | None = None,
+    live_room_id: int | None = None,
     visitor_id: str | None = None,
     now: datetime | None = None,
+    take_at_commit: bool = False,
 ) -> Order:
-    """Hold stock and lock the deal price: an order pending payment (until it times out)."""
+    """Hold stock and lock the deal price: an order pending payment (until it times out).
+
+    ``take_at_commit`` (the HTTP buy path): on the SQL backend the guarded UPDATE of the deal's
+    counters runs inside the commit, just before COMMIT, and a sold-out refusal is raised
+    from the commit; the per-user limit is still checked at once."""
     now = now or utcnow()
-    row = session.execute(
-        select(DealItem, Campaign.status, Product.title, Sku.name)
-        .join(Campaign, Campaign.id == DealItem.campaign_id)
-        .join(Product, Product.id == DealItem.product_id)
-        .join(Sku, Sku.id == DealItem.sku_id)
-        .where(DealItem.id == deal_item_id)
-    ).first()
+    row = session.execute(_RESERVE_LOOKUP, {"deal_item_id": deal_item_id}).first()
     if row is None:
         raise NotFound("No such deal item.", details={"field": "body.deal_item_id"})
-    item, campaign_status, title, sku_name = row
+    item, campaign_status, title, sku_name, live_only = row
     problem = _not_live(item, campaign_status, now)
     if problem:
         raise problem
+    if live_only:
+        _check_live_room(session, deal_item_id=deal_item_id, live_room_id=live_room_id)
     if quantity > item.per_user_limit:
         raise Unprocessable(
             f"You may hold at most {item.per_user_limit} of this deal.",
@@ -122,8 +168,31 @@ def reserve(
             details={"field": "body.group_code"},
         )
     backend = backend_for(item.stock_backend, ctx.redis_client)
+    token = uuid.uuid4().hex if backend.name == "redis" else ""
+    if token:
+        # Redis first: one Lua call holds the stock and the shopper's counter (undone if this
+        # transaction rolls back), so a sold-out attempt costs no SQL write.
+        backend.take(
+            session, item=_item_ref(item), shopper_id=shopper.id, quantity=quantity, token=token
+        )
+    elif item.available < quantity:
+        # Sold out at the moment of the lookup: refuse without writing. The guarded UPDATE
+        # below stays the real guard.
+        raise sold_out()
     subtotal = item.deal_price_minor * quantity
     expires_at = now + timedelta(seconds=ctx.order_timeout_s)
+    line = OrderLine(
+        sku_id=item.sku_id,
+        deal_item_id=item.id,
+        product_id=item.product_id,
+        title=f"{title} · {sku_name}"[:200],
+        quantity=quantity,
+        unit_price_minor=item.deal_price_minor,
+        amount_minor=subtotal,
+        refunded_minor=0,
+        refunded_quantity=0,
+        restocked_quantity=0,
+    )
     order = Order(
         shopper_id=shopper.id,
         merchant_id=item.merchant_id,
@@ -134,10 +203,11 @@ def reserve(
         total_minor=subtotal,
         refunded_minor=0,
         visitor_id=visitor_id,
-        reservation_token=uuid.uuid4().hex if backend.name == "redis" else None,
+        reservation_token=token or None,
         created_at=now,
         updated_at=now,
         expires_at=expires_at,
+        lines=[line],
     )
     if item.group_size:
         group = _join_group(
@@ -158,23 +228,9 @@ def reserve(
         order.coupon_claim_id = claim.id
         order.discount_minor = discount
         order.total_minor = subtotal - discount
-    session.add(order)
+        line.amount_minor = order.total_minor
+    session.add(order)  # the order and its line: one flush
     session.flush()
-    session.add(
-        OrderLine(
-            order_id=order.id,
-            sku_id=item.sku_id,
-            deal_item_id=item.id,
-            product_id=item.product_id,
-            title=f"{title} · {sku_name}"[:200],
-            quantity=quantity,
-            unit_price_minor=item.deal_price_minor,
-            amount_minor=order.total_minor,
-            refunded_minor=0,
-            refunded_quantity=0,
-            restocked_quantity=0,
-        )
-    )
     if order.coupon_claim_id is not None:
         session.execute(
             update(CouponClaim)
@@ -182,15 +238,18 @@ def reserve(
             .values(order_id=order.id)
             .execution_options(synchronize_session=False)
         )
-    # Last, so that the hot deal row is locked for as short a time as possible.
-    backend.take(
-        session,
-        item=_item_ref(item),
-        shopper_id=shopper.id,
-        quantity=quantity,
-        token=order.reservation_token or "",
-    )
     publish(session, OrderPlaced(order_id=order.id))
+    if not token:
+        # Last: the hot deal row stays locked as briefly as possible (not while subscribers
+        # of OrderPlaced run). A refusal rolls everything back.
+        backend.take(
+            session,
+            item=_item_ref(item),
+            shopper_id=shopper.id,
+            quantity=quantity,
+            token="",
+            at_commit=take_at_commit,
+        )
     return order
 
 

@@ -113,6 +113,8 @@ class ReserveIn(StrictModel):
     coupon_claim_id: int | None = None
     start_group: bool = False
     group_code: Annotated[str, Field(min_length=4, max_length=32)] | None = None
+    # The live room the shopper buys from: required for live-only deal items.
+    live_room_id: int | None = None
 
     @model_validator(mode="after")
     def _one_group_choice(self) -> ReserveIn:

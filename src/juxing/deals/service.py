@@ -22,7 +22,7 @@ from juxing.kit.auth import ensure_owner
 from juxing.kit.errors import Conflict, NotFound, Unprocessable
 from juxing.kit.time import ensure_utc, utcnow
 from juxing.models.accounts import User
-from juxing.models.catalog import Merchant, Product, Sku
+from juxing.models.catalog import Merchant, Product, ProductStatus, Sku, SkuStatus
 from juxing.models.deals import (
     Campaign,
     CampaignStatus,
@@ -621,6 +621,10 @@ def deal_state(
     return "live" if available > 0 else "sold_out"
 
 
+# A SKU card whose best deal is one of these shows the regular product instead, when it sells.
+NO_CURRENT_DEAL = frozenset({"ended", "not_on_sale"})
+
+
 def card_states(
     *,
     session: Session,
@@ -633,10 +637,11 @@ def card_states(
 
     Returns ``{"deal_items": {id: card}, "skus": {id: card}}``; a card has ``title``,
     ``list_price_minor``, ``deal_price_minor`` (None when not on deal), ``currency``,
-    ``status`` (upcoming / live / sold_out / ended / not_on_sale), ``starts_at``,
+    ``status`` (upcoming / live / sold_out / ended / on_sale / not_on_sale), ``starts_at``,
     ``ends_at`` (for a countdown), ``stock_left``, ``deal_item_id``, ``product_id``,
-    ``sku_id``. A SKU's card shows its best current deal (live, else upcoming, else the
-    latest ended one).
+    ``sku_id``. A SKU's card shows its best current deal (live, else sold out, else
+    upcoming); without one it is the regular product: ``on_sale`` at its list price when the
+    product and the SKU are active and in stock, else ``not_on_sale`` (or the latest ended deal).
     """
     now = now or utcnow()
     sku_ids, deal_item_ids = list(set(sku_ids)), list(set(deal_item_ids))
@@ -692,13 +697,22 @@ def card_states(
                 -best["ends_at"].timestamp(),
             ):
                 out["skus"][item.sku_id] = card
-    missing = [s for s in sku_ids if s not in out["skus"]]
+    missing = [
+        s for s in sku_ids if s not in out["skus"] or out["skus"][s]["status"] in NO_CURRENT_DEAL
+    ]
     if missing:
-        for sku, title in session.execute(
-            select(Sku, Product.title)
+        for sku, title, product_status in session.execute(
+            select(Sku, Product.title, Product.status)
             .join(Product, Product.id == Sku.product_id)
             .where(Sku.id.in_(missing))
         ).all():
+            regular = (
+                product_status == ProductStatus.ACTIVE.value
+                and sku.status == SkuStatus.ACTIVE.value
+                and sku.stock > 0
+            )
+            if not regular and sku.id in out["skus"]:
+                continue  # not sold regularly: the ended deal's card says more
             out["skus"][sku.id] = {
                 "deal_item_id": None,
                 "product_id": sku.product_id,
@@ -707,7 +721,7 @@ def card_states(
                 "list_price_minor": sku.list_price_minor,
                 "deal_price_minor": None,
                 "currency": sku.currency,
-                "status": "not_on_sale",
+                "status": "on_sale" if regular else "not_on_sale",
                 "starts_at": None,
                 "ends_at": None,
                 "stock_left": sku.stock,
@@ -737,7 +751,7 @@ def festival_deals(
     cards = card_states(session=session, deal_item_ids=ids, now=now, redis_client=redis_client)[
         "deal_items"
     ]
-    order = {"live": 0, "upcoming": 1, "sold_out": 2, "ended": 3, "not_on_sale": 4}
+    order = {"live": 0, "upcoming": 1, "sold_out": 2, "ended": 3, "on_sale": 4, "not_on_sale": 5}
     return sorted(
         cards.values(), key=lambda c: (order[c["status"]], c["starts_at"], c["deal_item_id"])
     )

@@ -73,9 +73,19 @@ class StockBackend(Protocol):
     name: str
 
     def take(
-        self, session: Session, *, item: ItemRef, shopper_id: int, quantity: int, token: str
+        self,
+        session: Session,
+        *,
+        item: ItemRef,
+        shopper_id: int,
+        quantity: int,
+        token: str,
+        at_commit: bool = False,
     ) -> None:
-        """Hold ``quantity`` units for the shopper (available -> reserved) or raise."""
+        """Hold ``quantity`` units for the shopper (available -> reserved) or raise.
+
+        ``at_commit``: a backend that locks a shared row may take the stock when the session
+        commits (and raise from the commit), so the hot row is locked only for the commit."""
 
     def release(
         self, session: Session, *, item: ItemRef, shopper_id: int, quantity: int, op_id: str
@@ -111,14 +121,30 @@ def on_rollback(session: Session, fn: Callable[[], None]) -> None:
     _hooks(session)["rollback"].append(fn)
 
 
+def before_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Run ``fn`` inside the session's next commit, just before COMMIT; if it raises, the
+    commit fails and the transaction rolls back."""
+    _hooks(session)["before"].append(fn)
+
+
 def _hooks(session: Session) -> dict[str, list[Callable[[], None]]]:
     hooks = session.info.get("juxing_stock_hooks")
     if hooks is None:
-        hooks = {"commit": [], "rollback": []}
+        hooks = {"before": [], "commit": [], "rollback": []}
         session.info["juxing_stock_hooks"] = hooks
+        event.listen(session, "before_commit", _before_commit)
         event.listen(session, "after_commit", _after_commit)
         event.listen(session, "after_transaction_end", _after_transaction_end)
     return hooks
+
+
+def _before_commit(session: Session) -> None:
+    hooks = session.info.get("juxing_stock_hooks")
+    if hooks and hooks["before"]:
+        before, hooks["before"] = hooks["before"], []
+        session.flush()  # everything else of the transaction first
+        for fn in before:
+            fn()
 
 
 def _run(fns: list[Callable[[], None]]) -> None:
@@ -142,6 +168,7 @@ def _after_transaction_end(session: Session, transaction: Any) -> None:
     hooks = session.info.get("juxing_stock_hooks")
     if hooks:
         rollback, hooks["commit"], hooks["rollback"] = hooks["rollback"], [], []
+        hooks["before"] = []
         _run(rollback)
 
 
@@ -188,7 +215,14 @@ class SqlStock:
         return built
 
     def take(
-        self, session: Session, *, item: ItemRef, shopper_id: int, quantity: int, token: str
+        self,
+        session: Session,
+        *,
+        item: ItemRef,
+        shopper_id: int,
+        quantity: int,
+        token: str,
+        at_commit: bool = False,
     ) -> None:
         upsert, take = self._take_statements(session.get_bind().dialect.name)
         params = {
@@ -200,8 +234,17 @@ class SqlStock:
         # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT.
         if session.execute(upsert, params).first() is None:
             raise over_limit(item.per_user_limit)
-        if rowcount(session.execute(take, params)) != 1:
-            raise sold_out()
+
+        def take_now() -> None:
+            if rowcount(session.execute(take, params)) != 1:
+                raise sold_out()
+
+        if at_commit:
+            # The hot row is then locked from this UPDATE to the COMMIT that follows it in
+            # the same call, not while the request's response is built and scheduled.
+            before_commit(session, take_now)
+        else:
+            take_now()
 
     def _move(self, session: Session, item_id: int, **deltas: int) -> None:
         values = {name: getattr(DealItem, name) + delta for name, delta in deltas.items()}
@@ -373,7 +416,14 @@ class RedisStock:
         self._rebuild = client.register_script(REBUILD_LUA)
 
     def take(
-        self, session: Session, *, item: ItemRef, shopper_id: int, quantity: int, token: str
+        self,
+        session: Session,
+        *,
+        item: ItemRef,
+        shopper_id: int,
+        quantity: int,
+        token: str,
+        at_commit: bool = False,
     ) -> None:
         stock, users, pending, _ops = redis_keys(item.id)
         args: list[Any] = [
