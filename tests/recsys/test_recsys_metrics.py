@@ -87,5 +87,13 @@ def test_refit_protocol_trains_on_all_but_the_last_item() -> None:
     assert [list(h) for h in strict.histories()] == [[0, 1], [4, 5], [1, 2, 4]]
     reports = evaluate_protocol(data, (3,), models=("popularity",), policy=None)
     assert [(r.protocol, r.policy) for r in reports] == [("refit", "off")]
+    both = evaluate_protocol(data, (3,), models=("popularity", "transition-ease"), policy=None)
+    assert [(r.model, r.protocol) for r in both][:1] == [("popularity", "refit")]
+    both = evaluate_protocol(data, (3,), models=("transition-ease",), protocol="both")
+    assert {(r.protocol, r.policy) for r in both} == {
+        (p, q) for p in ("refit", "strict") for q in ("off", "longtail")
+    }
+    refit, strict = both[0], both[2]
+    assert refit.train_cpu_s >= strict.train_cpu_s  # refit time includes the tuning fit
     with pytest.raises(ValueError, match="protocol"):
         evaluate_protocol(data, (3,), models=("popularity",), protocol="leaky")

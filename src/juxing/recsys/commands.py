@@ -158,8 +158,8 @@ def eval_command(
         str,
         typer.Option(
             "--protocol",
-            help="refit (tune on the validation item, refit on all but the last item) or strict "
-            "(train on all but the last two items only)",
+            help="refit (tune on the validation item, refit on all but the last item), strict "
+            "(train on all but the last two items only) or both",
         ),
     ] = "refit",
     attributes: Annotated[
@@ -178,8 +178,8 @@ def eval_command(
         raise typer.BadParameter(f"--k must be integers like 10,20, got {k!r}") from exc
     if not ks or min(ks) < 1:
         raise typer.BadParameter("--k needs at least one positive cut-off")
-    if protocol not in PROTOCOLS:
-        raise typer.BadParameter(f"--protocol must be one of {', '.join(PROTOCOLS)}")
+    if protocol not in (*PROTOCOLS, "both"):
+        raise typer.BadParameter(f"--protocol must be one of {', '.join(PROTOCOLS)}, both")
     policy_name = _policy(policy)
     data = _read(data_path, fmt, attributes)
     with console.status("evaluating") as status:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from juxing.recsys.base import Recommender, Validation, registered_models
+from juxing.recsys.base import Recommender, registered_models
 from juxing.recsys.data import Interactions, leave_one_out
 from juxing.recsys.evaluation import EvalReport, Reranker, evaluate, long_tail_mask
 from juxing.recsys.policy import POLICIES, apply_policy
@@ -40,7 +39,7 @@ def evaluate_protocol(
 ) -> list[EvalReport]:
     """Leave-one-out full-ranking evaluation of each model, with the policy off (and on).
 
-    ``protocol`` (the same for every model):
+    ``protocol`` (the same for every model; ``"both"`` evaluates the two, sharing the tuning fit):
 
     * ``"refit"`` (default): hyperparameters are chosen on the validation target (second-to-last
       item) with a model trained on every sequence minus its last two items; the model is then
@@ -51,37 +50,51 @@ def evaluate_protocol(
       target) ranks the test target directly; the validation item is only an input event. This is
       the training regime of the published S3-Rec / SASRec code.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
-    split = leave_one_out(data)
-    validation = (split.valid_histories, split.valid_targets)
-    strict_train = split.train
-    if protocol == "refit":
-        split = replace(split, train=refit_train(data))
-    tail = long_tail_mask(split.train.item_counts())
-    rerankers: dict[str, Reranker] = {}
-    if policy:
-        if policy not in POLICIES:
-            raise ValueError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
-
-        def rerank(items: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-            return apply_policy(items, scores, k, tail, policy)[0]
-
-        rerankers[policy] = rerank
+    wanted = list(PROTOCOLS) if protocol == "both" else [protocol]
+    if any(p not in PROTOCOLS for p in wanted):
+        known = ", ".join((*PROTOCOLS, "both"))
+        raise ValueError(f"unknown protocol {protocol!r} (known: {known})")
+    if policy and policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
+    strict = leave_one_out(data)
+    validation = (strict.valid_histories, strict.valid_targets)
+    splits = {"strict": strict}
+    if "refit" in wanted:
+        splits["refit"] = replace(strict, train=refit_train(data))
     reports: list[EvalReport] = []
     for name in models:
-        if on_step:
-            on_step(f"training {name} ({protocol})")
-        if protocol == "strict":
-            model = make_model(name).fit(split.train, validation)
-        else:
-            model = _tune_then_refit(name, strict_train, validation, split.train)
-        if on_step:
-            on_step(f"evaluating {name}")
-        for report in evaluate(model, split, ks, rerankers=rerankers, candidates=candidates):
-            report.protocol = protocol
-            reports.append(report)
+        tunes = "tune" in registered_models()[name].defaults
+        tuned: Recommender | None = None
+        if "strict" in wanted or tunes:
+            if on_step:
+                on_step(f"training {name} on all but the last two items")
+            tuned = make_model(name).fit(strict.train, validation)
+        for proto in wanted:
+            if proto == "strict":
+                assert tuned is not None
+                model = tuned
+            else:
+                if on_step:
+                    on_step(f"refitting {name} on all but the last item")
+                model = _refit(name, tuned if tunes else None, splits["refit"].train)
+            if on_step:
+                on_step(f"evaluating {name} ({proto})")
+            split = splits[proto]
+            rerankers = _rerankers(policy, long_tail_mask(split.train.item_counts()))
+            for report in evaluate(model, split, ks, rerankers=rerankers, candidates=candidates):
+                report.protocol = proto
+                reports.append(report)
     return reports
+
+
+def _rerankers(policy: str | None, tail: np.ndarray) -> dict[str, Reranker]:
+    if not policy:
+        return {}
+
+    def rerank(items: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+        return apply_policy(items, scores, k, tail, policy)[0]
+
+    return {policy: rerank}
 
 
 def refit_train(data: Interactions) -> Interactions:
@@ -106,19 +119,14 @@ def refit_train(data: Interactions) -> Interactions:
     return train
 
 
-def _tune_then_refit(
-    name: str, tune_train: Interactions, validation: Validation, train: Interactions
-) -> Recommender:
-    """Choose the settings on ``validation`` (if the model tunes), then fit on ``train``."""
-    start, cpu = time.perf_counter(), time.process_time()
-    params: dict[str, Any] = {}
-    if "tune" in registered_models()[name].defaults:
-        tuned = make_model(name).fit(tune_train, validation)
-        params = {**tuned.params, "tune": False}
-        del tuned
+def _refit(name: str, tuned: Recommender | None, train: Interactions) -> Recommender:
+    """Fit ``name`` on ``train`` with the settings ``tuned`` chose (if any); the reported
+    training time includes the tuning fit's."""
+    params = {**tuned.params, "tune": False} if tuned is not None else {}
     model = make_model(name, **params).fit(train)
-    model.train_seconds = time.perf_counter() - start
-    model.train_cpu_seconds = time.process_time() - cpu
+    if tuned is not None:
+        model.train_seconds += tuned.train_seconds
+        model.train_cpu_seconds += tuned.train_cpu_seconds
     return model
 
 

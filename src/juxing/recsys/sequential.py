@@ -322,6 +322,8 @@ def _ease(data: Interactions, items: np.ndarray, l2: float) -> np.ndarray:
 
 def _spd_inverse(a: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric positive definite float32 matrix (Cholesky; overwrites ``a``)."""
+    if a.shape[0] == 0:  # no item with enough interactions for the dense parts
+        return a
     chol, info = sla.lapack.spotrf(a, lower=1, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"Cholesky factorisation failed (info={info})")
