@@ -222,7 +222,7 @@ def load_snapshot(session: Session, *, now: datetime | None = None) -> CatalogSn
             )
         )
     }
-    for post_id, author, kind, mid, cat, title, published in session.execute(
+    for post_id, author, kind, post_merchant, cat, title, published in session.execute(
         select(
             Post.id,
             Post.author_id,
@@ -240,7 +240,7 @@ def load_snapshot(session: Session, *, now: datetime | None = None) -> CatalogSn
                 "kind": "post",
                 "id": post_id,
                 "title": title,
-                "merchant": mid,
+                "merchant": post_merchant,
                 "creator": author if kind == "creator" else None,
                 "category": cat,
                 "created": published,

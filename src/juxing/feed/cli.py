@@ -23,7 +23,7 @@ console = Console(stderr=True)
 MAX_BAD_SHOWN = 20
 
 
-def _database():  # type: ignore[no-untyped-def]
+def _database():
     from juxing.kit.db import Database
     from juxing.kit.migrate import upgrade
 

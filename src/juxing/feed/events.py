@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> list[str]:
     """
     if not rows:
         return []
-    table = BehaviorEvent.__table__
+    table = cast(Table, BehaviorEvent.__table__)
     dialect = session.get_bind().dialect.name
     stmt: Any
     if dialect == "postgresql":
@@ -73,4 +73,5 @@ def recent_targets(
         f"WHERE user_id = {mark} AND source = 'app' "
         f"ORDER BY occurred_at DESC, id DESC LIMIT {int(limit)}"
     )
-    return [tuple(r) for r in conn.exec_driver_sql(sql, (user_id,)).fetchall()]  # type: ignore[misc]
+    rows = conn.exec_driver_sql(sql, (user_id,)).fetchall()
+    return [(str(a), str(t), int(i)) for a, t, i in rows]
