@@ -76,6 +76,8 @@ def test_backfill_command(committed_db, monkeypatch):
         r = runner.invoke(app, [*args, "--end", end, "--chunk-hours", "12"])
         assert r.exit_code == 0, r.output
         assert "6 chunks" in r.output
+        again = runner.invoke(app, [*args, "--end", end, "--no-minutes", "--rebuild-days"])
+        assert again.exit_code == 0, again.output
         bad = runner.invoke(app, ["analytics", "backfill", "--start", end, "--end", end])
         assert bad.exit_code == 2
     finally:

@@ -42,6 +42,9 @@ def backfill(
     minutes: Annotated[
         bool, typer.Option("--minutes/--no-minutes", help="Also the per-minute rollups.")
     ] = True,
+    rebuild_days: Annotated[
+        bool, typer.Option("--rebuild-days", help="Then rebuild the days from the hours (repair).")
+    ] = False,
 ) -> None:
     """Recompute the dashboard rollups (hours, days and minutes) over a past period.
 
@@ -74,6 +77,9 @@ def backfill(
                 with db.session() as session:
                     written += rollups.refresh(session, start=a, end=b, minutes=minutes)
                 progress.advance(task)
+        if rebuild_days:
+            with db.session() as session:
+                rollups.refresh_days(session, start=s, end=e)
     finally:
         db.dispose()
     console.print(
