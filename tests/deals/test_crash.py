@@ -41,7 +41,7 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
         proc = subprocess.Popen(
             [str(JUXING), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=err
         )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # a shared, loaded machine starts slowly
     while time.monotonic() < deadline:
         try:
             if (
@@ -52,6 +52,7 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
+    proc.wait()
     raise RuntimeError("server did not start: " + log.read_text()[-2000:])
 
 
