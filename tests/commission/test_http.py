@@ -183,3 +183,52 @@ def test_statements_attribution_and_holds_endpoints(client, session, world, monk
     csv = client.get("/api/v1/commission/statements/creator?format=csv", headers=ch)
     assert csv.status_code == 200 and str(order.id) in csv.text
     assert session.scalar(select(Commission.status)) == "pending"
+
+
+def test_click_flood_is_rate_limited_and_what_gets_through_still_holds(
+    settings, db, session, world, monkeypatch
+):
+    """A flood is answered 429 past the per-IP click limit; the clicks that got through are
+    recorded and still trip the click-flood fraud rule."""
+    from fastapi.testclient import TestClient
+
+    from juxing.app import create_app
+    from juxing.commission import links
+    from juxing.commission.policy import POLICY
+    from juxing.models.commission import FraudFlag
+
+    monkeypatch.setattr(POLICY, "flood_clicks_per_hour", 5)
+    limited = settings.model_copy(
+        update={"rate_limits": {"click": "1000/3600,8/3600"}, "rate_limits_enabled": True}
+    )
+    merchant = world.merchant()
+    product = world.product(merchant)
+    session.add(
+        CommissionRule(merchant_id=merchant.id, scope="merchant", target_id=0, rate_bp=1000)
+    )
+    creator = make_user_with_auth(session, Role.CREATOR)[0]
+    link = world.link(creator, product)
+    session.flush()
+    token = links.token_of(link)
+    with TestClient(create_app(limited, db=db), raise_server_exceptions=False) as c:
+        codes = [c.get(f"/t/{token}", follow_redirects=False).status_code for _ in range(12)]
+    assert codes[:8] == [302] * 8 and set(codes[8:]) == {429}
+    flood = list(session.scalars(select(Click).where(Click.link_id == link.id)))
+    assert len(flood) == 8  # what got through is recorded; 429s record nothing
+    shopper = make_user_with_auth(session, Role.SHOPPER)[0]
+    links.record_click(  # the shopper's own click, from the same address as the flood
+        session,
+        link=link,
+        secret_key=settings.secret_key,
+        shopper_id=shopper.id,
+        visitor_id=None,
+        ip="testclient",
+        fingerprint="another device",
+        referrer=None,
+        at=utcnow(),  # after the flood: the rule looks back one hour from the click
+    )
+    order = world.place(shopper, merchant, [(product, 20_000)])
+    world.pay(order)
+    (held,) = session.scalars(select(Commission).where(Commission.order_id == order.id))
+    assert held.status == "held"
+    assert "click_flood" in {f.rule for f in session.scalars(select(FraudFlag))}

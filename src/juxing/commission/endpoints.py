@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -51,6 +51,7 @@ from juxing.kit.auth import (
 from juxing.kit.db import DbSession, get_database
 from juxing.kit.errors import NotFound
 from juxing.kit.idempotency import Idempotent
+from juxing.kit.ratelimit import rate_limit
 from juxing.kit.schemas import Limit, Offset, Page
 from juxing.models.accounts import Role, User
 from juxing.models.catalog import Merchant
@@ -184,7 +185,12 @@ def list_links(
     )
 
 
-@click_router.get("/t/{token}", tags=["commission"], include_in_schema=True)
+@click_router.get(
+    "/t/{token}",
+    tags=["commission"],
+    include_in_schema=True,
+    dependencies=[Depends(rate_limit("click"))],
+)
 def click(token: str, request: Request, user: OptionalUser, session: DbSession) -> Response:
     """Public: record a click on a tracking link and redirect to its target."""
     settings = request.app.state.settings
