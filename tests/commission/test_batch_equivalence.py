@@ -210,7 +210,7 @@ def _snapshot(s: Session) -> dict[str, Any]:
 
 @pytest.mark.slow
 @settings(
-    max_examples=25,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
