@@ -17,8 +17,7 @@ console = Console()
 def _report(verb: str, result: BackupResult) -> None:
     rows = sum(result.tables.values())
     console.print(
-        f"{verb} {result.path} ({result.bytes:,} bytes, {len(result.tables)} tables, "
-        f"{rows:,} rows)"
+        f"{verb} {result.path} ({result.bytes:,} bytes, {len(result.tables)} tables, {rows:,} rows)"
     )
 
 
