@@ -19,6 +19,7 @@ from juxing.accounts import service as accounts
 from juxing.config import Settings
 from juxing.kit.db import Database
 from juxing.kit.migrate import upgrade
+from juxing.kit.security import hash_password
 from juxing.models.accounts import Role, User
 
 DEMO_PASSWORD = "juxing-demo"  # noqa: S105 (demo world only)
@@ -132,9 +133,16 @@ def build_demo_world(settings: Settings, *, seed: int, console: Console) -> dict
 
 
 def _make_accounts(session: Session) -> dict[str, list[User]]:
+    shared_hash = hash_password(DEMO_PASSWORD)  # one argon2 run for every demo account
+
     def make(email: str, name: str, roles: tuple[Role, ...]) -> User:
         return accounts.create_user(
-            session=session, email=email, password=DEMO_PASSWORD, display_name=name, roles=roles
+            session=session,
+            email=email,
+            password=DEMO_PASSWORD,
+            display_name=name,
+            roles=roles,
+            password_hash=shared_hash,
         )
 
     users: dict[str, list[User]] = {"operator": [], "merchant": [], "creator": [], "shopper": []}
