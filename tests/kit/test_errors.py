@@ -72,3 +72,20 @@ def test_unexpected_error_is_500_in_envelope_without_details(app, client):
     err = _assert_envelope(r, 500, "internal_error")
     assert "secret" not in r.text
     assert err["details"] is None
+
+
+def test_ids_beyond_64_bits_are_422_not_500(client, session):
+    from factories import make_user_with_auth
+
+    _user, headers = make_user_with_auth(session)
+    session.commit()
+    r = client.delete(f"/api/v1/auth/tokens/{2**70}", headers=headers)
+    _assert_envelope(r, 422, "invalid_value")
+
+
+def test_nul_character_in_text_is_4xx(client):
+    r = client.post(
+        "/api/v1/accounts/register",
+        json={"email": "nul@example.test", "password": "long enough pw", "display_name": "a\x00b"},
+    )
+    assert 400 <= r.status_code < 500, r.text

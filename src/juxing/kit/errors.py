@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("juxing.errors")
@@ -153,6 +154,30 @@ def install_error_handlers(app: FastAPI) -> None:
             envelope(codes.get(exc.status_code, "http_error"), message),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(StatementError)
+    async def _database_refused(request: Request, exc: StatementError) -> JSONResponse:
+        # Input the database cannot store (an id beyond 64 bits, a NUL character in text)
+        # or that breaks a constraint no service checked first: the client's fault, a 4xx.
+        orig = getattr(exc, "orig", None)
+        if isinstance(exc, DataError) or isinstance(orig, OverflowError | ValueError):
+            return JSONResponse(
+                envelope(
+                    "invalid_value", "A value in the request is out of range or not storable."
+                ),
+                status_code=422,
+            )
+        if isinstance(exc, IntegrityError):
+            return JSONResponse(
+                envelope("conflict", "The request conflicts with existing data."), status_code=409
+            )
+        return await _unexpected(request, exc)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_request: Request, _exc: OverflowError) -> JSONResponse:
+        return JSONResponse(
+            envelope("invalid_value", "A number in the request is out of range."), status_code=422
         )
 
     @app.exception_handler(Exception)
