@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -232,10 +232,11 @@ def new_post(request: Request, user: CreatorPage, session: DbSession) -> HTMLRes
 
 
 @router.post("/studio/posts")
-async def create_post(
+def create_post(
     request: Request,
     user: CreatorPage,
     session: DbSession,
+    notes: Annotated[dict[str, str], Depends(_card_notes)],
     title: Annotated[str, Form(min_length=1, max_length=200)],
     type: Annotated[str, Form(pattern="^(article|list)$")] = "article",
     summary: Annotated[str, Form(max_length=500)] = "",
@@ -243,8 +244,10 @@ async def create_post(
     card: Annotated[list[str] | None, Form()] = None,
     action: Annotated[str, Form(pattern="^(save|publish)$")] = "save",
 ) -> Response:
-    """Save a new draft, and publish it when asked (moderation may hold it for review)."""
-    notes = await _card_notes(request)
+    """Save a new draft, and publish it when asked (moderation may hold it for review).
+
+    A plain ``def``: the database work runs in a worker thread, not on the event loop.
+    """
     post = content.create_post(
         session=session,
         user=user,
@@ -272,11 +275,12 @@ def edit_post(
 
 
 @router.post("/studio/posts/{post_id}")
-async def save_post(
+def save_post(
     post_id: int,
     request: Request,
     user: CreatorPage,
     session: DbSession,
+    notes: Annotated[dict[str, str], Depends(_card_notes)],
     title: Annotated[str, Form(min_length=1, max_length=200)],
     summary: Annotated[str, Form(max_length=500)] = "",
     body_markdown: Annotated[str, Form(max_length=50_000)] = "",
@@ -284,7 +288,6 @@ async def save_post(
     action: Annotated[str, Form(pattern="^(save|publish|unpublish)$")] = "save",
 ) -> Response:
     """Save an edit (a new version), then publish or unpublish when asked."""
-    notes = await _card_notes(request)
     if action == "unpublish":
         content.unpublish_post(session=session, user=user, post_id=post_id)
         return redirect(f"/studio/posts/{post_id}")
