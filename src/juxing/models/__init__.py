@@ -3,13 +3,13 @@
 import juxing.models.analytics  # issue 7: marketplace
 import juxing.models.catalog  # issue 3: deals
 import juxing.models.commission  # issue 6: commission
+import juxing.models.content  # issue 4: content
 import juxing.models.deals  # issue 3: deals
 import juxing.models.events  # issue 5: feed
 import juxing.models.feed  # issue 5: feed
 import juxing.models.ledger  # issue 6: commission
 import juxing.models.marketplace  # issue 7: marketplace
 import juxing.models.orders  # issue 3: deals
-import juxing.models.content  # issue 4: content
 import juxing.models.search  # noqa: F401  (issue 4: search)
 from juxing.models.accounts import ApiToken, Role, User, UserRole
 from juxing.models.base import Base
