@@ -51,7 +51,7 @@ typecheck: install
 # Rewrite the initial migration from the models (allowed until the first release).
 migration: install
 	$(PY) -m juxing.kit.migrate
-	$(VENV)/bin/ruff format --quiet src/juxing/migrations/versions
+	$(VENV)/bin/ruff check --quiet --fix --select I src/juxing/migrations/versions; $(VENV)/bin/ruff format --quiet src/juxing/migrations/versions
 
 # issue 7: dashboard p95 over 1M orders / 10M events (PostgreSQL + SQLite); see docs/analytics.md
 bench-dashboards: install

@@ -103,7 +103,9 @@ def test_keys_are_scoped_per_user(idem_client, session):
     a, ha = make_user_with_auth(session)
     b, hb = make_user_with_auth(session)
     session.commit()
-    idem_client.post("/api/test/mint", json={"name": "d"}, headers={**ha, "Idempotency-Key": "same"})
+    idem_client.post(
+        "/api/test/mint", json={"name": "d"}, headers={**ha, "Idempotency-Key": "same"}
+    )
     r = idem_client.post(
         "/api/test/mint", json={"name": "d"}, headers={**hb, "Idempotency-Key": "same"}
     )
