@@ -617,14 +617,27 @@ def list_refunds(order_id: int, user: CurrentUser, session: DbSession) -> list[R
 # --- payments -----------------------------------------------------------------------------
 
 
+async def _raw_body(request: Request) -> bytes:
+    """The request body as sent (the provider signs these exact bytes)."""
+    return await request.body()
+
+
 @router.post("/payments/callbacks/{provider_name}", include_in_schema=True)
-async def payment_callback(
-    provider_name: str, request: Request, session: DbSession, ctx: Ctx, provider: Provider
+def payment_callback(
+    provider_name: str,
+    request: Request,
+    session: DbSession,
+    ctx: Ctx,
+    provider: Provider,
+    body: Annotated[bytes, Depends(_raw_body)],
 ) -> dict[str, str]:
-    """The provider's signed asynchronous confirmation (public; the signature is checked)."""
+    """The provider's signed asynchronous confirmation (public; the signature is checked).
+
+    A plain ``def``: its database work (which may wait on a row lock) runs in a worker
+    thread, never on the event loop.
+    """
     if provider_name != provider.name:
         raise NotFound("No such payment provider.")
-    body = await request.body()
     outcome = orders.handle_callback(
         session=session,
         ctx=ctx,
