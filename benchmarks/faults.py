@@ -84,6 +84,7 @@ class Client:
         self.urls = urls
         self.rng = rng
         self.http = httpx.Client(timeout=10, follow_redirects=False)
+        self.sends = 0  # HTTP requests actually sent, retries included
 
     def call(
         self, method: str, path: str, *, headers: dict[str, str], **kw: Any
@@ -91,6 +92,7 @@ class Client:
         deadline = time.monotonic() + RETRY_FOR_S
         while time.monotonic() < deadline:
             url = self.rng.choice(self.urls) + path
+            self.sends += 1
             try:
                 r = self.http.request(method, url, headers=headers, **kw)
             except httpx.HTTPError:
@@ -130,9 +132,12 @@ def shopper_loop(world: World, urls: list[str], seed: int, deadline: float, book
             auth = {"Authorization": f"Bearer {world.shopper_tokens[sid]}"}
             if rng.random() < 0.5:
                 tok = rng.choice(world.link_tokens[item_id])
-                with book.lock:
-                    book.click_attempts += 1
+                # A click carries no idempotency key: every send that reaches a server may be
+                # recorded (a retry after a crash records the click again), so count sends.
+                before = client.sends
                 r = client.call("GET", f"/t/{tok}", headers={})
+                with book.lock:
+                    book.click_attempts += client.sends - before
                 if r is not None and r.status_code == 302:
                     vid = r.cookies.get("juxing_vid")
                     if vid:
