@@ -9,20 +9,16 @@ goes through ``optional_user`` itself, so the answers and errors are exactly the
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import bindparam, select
 
-from juxing.kit.auth import optional_user
+from juxing.kit.auth import TOKEN_TOUCH_AFTER, optional_user, token_is_live
 from juxing.kit.db import DbSession
 from juxing.kit.security import hash_token
 from juxing.kit.time import utcnow
 from juxing.models.accounts import ApiToken, User
-
-# ``optional_user`` records a token's use when it is older than this; until then we may skip it.
-TOUCH_AFTER = timedelta(minutes=5)
 
 _t, _u = ApiToken.__table__, User.__table__
 # Built once: statement construction would cost more than the indexed lookup itself.
@@ -45,10 +41,10 @@ def feed_viewer(request: Request, session: DbSession) -> int | None:
             if (
                 row is not None
                 and row.is_active
-                and row.revoked_at is None
-                and (row.expires_at is None or row.expires_at > now)
+                and token_is_live(row.revoked_at, row.expires_at, now)
+                # a token due for its last-used touch goes through the kit, which records it
                 and row.last_used_at is not None
-                and now - row.last_used_at <= TOUCH_AFTER
+                and now - row.last_used_at <= TOKEN_TOUCH_AFTER
             ):
                 return int(row.user_id)
     user = optional_user(request, session)

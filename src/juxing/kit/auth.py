@@ -28,6 +28,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_USER_KEY = "uid"
 SESSION_CSRF_KEY = "csrf"
+# A token's ``last_used_at`` is recorded at most this often.
+TOKEN_TOUCH_AFTER = timedelta(minutes=5)
 
 
 def csrf_token(request: Request) -> str:
@@ -47,6 +49,11 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 
 def _load_user(session: DbSession, user_id: int) -> User | None:
     return session.scalar(select(User).where(User.id == user_id).options(selectinload(User.roles)))
+
+
+def token_is_live(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> bool:
+    """An API token is usable: not revoked and not expired."""
+    return revoked_at is None and (expires_at is None or expires_at > now)
 
 
 def _touch_token(request: Request, session: DbSession, token_id: int, now: datetime) -> None:
@@ -79,11 +86,7 @@ def _user_from_bearer(request: Request, session: DbSession, raw: str) -> User:
         .first()
     )
     now = utcnow()
-    if (
-        row is None
-        or row.revoked_at is not None
-        or (row.expires_at is not None and row.expires_at <= now)
-    ):
+    if row is None or not token_is_live(row.revoked_at, row.expires_at, now):
         raise Unauthorized(
             "The API token is not valid.",
             code="invalid_token",
@@ -92,7 +95,7 @@ def _user_from_bearer(request: Request, session: DbSession, raw: str) -> User:
     user: User = row[0]
     if not user.is_active:
         raise Unauthorized("The account is disabled.", code="account_disabled")
-    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
+    if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_AFTER:
         _touch_token(request, session, row.id, now)
     return user
 
