@@ -5,6 +5,16 @@ reconciliation (``juxing ledger check``) over that ledger, on SQLite and Postgre
 
 PostgreSQL: ``JUXING_BENCH_DATABASE_URL`` (default: the local ``juxing_commission`` db; its
 schema is dropped and rebuilt). Prints a table and, as its last line, one JSON object.
+
+The world is generated inside the database (``INSERT ... SELECT`` over ``generate_series``
+or a recursive CTE, with the integer hash of ``_dash_gen`` standing in for randomness, so
+both databases hold the same rows): 1000 creators, 50,000 shoppers, 50 shops, 500 products
+with 10 creators' links each, merchant rules (3-12%) and a product rule (20%) on every
+tenth product. Each order is one line of one product, paid 5 minutes after it was placed;
+90% of orders follow a click on one of the product's links 0-20 days earlier (a quarter of
+those outside the 15-day window), 15% also a later take-over click by another creator.
+3% of buyers are the link's own creator (self-purchase) and 7% clicked signed out, so only
+their visitor cookie ties click and order. Generation is timed apart from the batch.
 """
 
 from __future__ import annotations
@@ -13,229 +23,199 @@ import argparse
 import json
 import os
 import platform
-import random
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select, text
+from _dash_gen import Gen, _bare_ddl, _index_ddl, mix
+from sqlalchemy import func, select, text
 
 import juxing.models  # noqa: F401  (registers every table)
 from juxing.commission import batch
 from juxing.commission.reconcile import run_checks
 from juxing.kit.db import Database
-from juxing.models.accounts import User
 from juxing.models.base import Base
-from juxing.models.catalog import Merchant, Product, Sku
-from juxing.models.commission import Click, CommissionRule, TrackingLink
+from juxing.models.commission import Click, Commission
 from juxing.models.ledger import LedgerEntry
-from juxing.models.orders import Order, OrderLine
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/juxing_commission"
 CREATORS, SHOPPERS, MERCHANTS, PRODUCTS, LINKS_PER_PRODUCT = 1000, 50_000, 50, 500, 10
+CREATOR0, SHOPPER0 = 2, 2 + CREATORS  # user ids; user 1 owns the shops
 CHUNK = 50_000
+START = 21 * 86400  # the first order, in seconds after EPOCH: every click falls after EPOCH
+SPAN = 60 * 86400  # orders are spread evenly over 60 days, in id order
+NO_CLICK, TAKE_OVER = 10, 25  # click roll (0-99) below 10: no click; below 25: two clicks
+SELF, COOKIE = 3, 10  # buyer roll below 3: the link's own creator; below 10: cookie only
+BIG = ("orders", "order_lines", "commission_clicks")
 
 
-def _reset(db: Database) -> None:
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
+def _open(g: Gen) -> None:
+    """Empty schema, the big tables bare (indexed after filling); SQLite without a journal."""
+    with g.db.engine.begin() as conn:
+        if g.pg:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
-    Base.metadata.create_all(db.engine)
+        for name in BIG:
+            conn.execute(text(_bare_ddl(name, g.db.engine.dialect)))
+    small = [t for n, t in Base.metadata.tables.items() if n not in BIG]
+    Base.metadata.create_all(g.db.engine, tables=small)
+    if not g.pg:
+        g.db.engine.dispose()  # the raw connection must be the only one to drop the journal
+        g.raw = sqlite3.connect(g.db.engine.url.database or "", isolation_level=None)
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-500000"):
+            g.raw.execute(f"PRAGMA {pragma}")
+        g.raw.execute("BEGIN")
 
 
-def _bulk(db: Database, table, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
-    with db.engine.begin() as conn:
-        for i in range(0, len(rows), 50_000):
-            conn.execute(insert(table), rows[i : i + 50_000])
+def _close(g: Gen) -> None:
+    """Index the big tables as the models do, and gather planner statistics."""
+    ddl = [stmt for name in BIG for stmt in _index_ddl(name)]
+    if g.raw is not None:
+        g.raw.execute("COMMIT")
+        for stmt in [*ddl, "ANALYZE"]:
+            g.raw.execute(stmt)
+        g.raw.close()
+        g.raw = None
+        return
+    with g.db.engine.begin() as conn:
+        for stmt in ddl:
+            conn.execute(text(stmt))
+    with g.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
 
 
-def generate(db: Database, n_orders: int, rng: random.Random) -> dict[str, int]:
-    """A world: creators, shoppers, shops, products, links, clicks and N paid orders."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    users = [
-        {
-            "id": i,
-            "email": f"u{i}@bench.test",
-            "display_name": f"U{i}",
-            "password_hash": "x",
-            "is_active": True,
-            "locale": "en",
-            "created_at": now,
-            "updated_at": now,
-        }
-        for i in range(1, 1 + 1 + CREATORS + SHOPPERS)
-    ]
-    _bulk(db, User.__table__, users)
-    creators = list(range(2, 2 + CREATORS))
-    shoppers = list(range(2 + CREATORS, 2 + CREATORS + SHOPPERS))
-    _bulk(
-        db,
-        Merchant.__table__,
-        [
-            {
-                "id": m,
-                "owner_id": 1,
-                "name": f"Shop {m}",
-                "description": "",
-                "tier": "new",
-                "created_at": now,
-            }
-            for m in range(1, MERCHANTS + 1)
-        ],
+def _placed(g: Gen, o: str, n_orders: int, minus: str = "0") -> str:
+    """SQL for order ``o``'s placement time, less ``minus`` seconds."""
+    return g.ts(f"({START} + CAST({o} AS BIGINT) * {SPAN} / {n_orders} - ({minus}))")
+
+
+def _link(product: str, pick: str) -> str:
+    """SQL for the id of the product's ``pick``-th (0-9) link."""
+    return f"(({product}) - 1) * {LINKS_PER_PRODUCT} + 1 + ({pick})"
+
+
+def _clicks(g: Gen, n_orders: int, *, second: bool) -> None:
+    """One click per order that has one (``second``: the take-over click of those with two).
+
+    Signed-in buyers click as themselves; cookie buyers click signed out (visitor id only).
+    The first click is 0-20 days before the order, the take-over click 0-24 hours before.
+    """
+    roll = f"{mix('o.id', 8)} % 100"
+    which = f"{roll} >= {NO_CLICK}" + (f" AND {roll} < {TAKE_OVER}" if second else "")
+    lag = f"1 + {mix('o.id', 13)} % 86400" if second else f"1 + {mix('o.id', 9)} % {20 * 86400}"
+    pick = f"{mix('o.id', 12 if second else 11)} % {LINKS_PER_PRODUCT}"
+    g.chunked(
+        "take-over clicks" if second else "clicks",
+        n_orders,
+        lambda series: (
+            "INSERT INTO commission_clicks (id, link_id, creator_id, product_id, shopper_id, "
+            "visitor_id, ip_hash, device_hash, clicked_at) "
+            f"SELECT 2 * o.id - {0 if second else 1}, t.id, t.creator_id, l.product_id, "
+            "CASE WHEN o.visitor_id IS NULL THEN o.shopper_id END, o.visitor_id, "
+            f"'ip' || o.shopper_id, 'd' || o.shopper_id, {_placed(g, 'o.id', n_orders, lag)} "
+            f"FROM {series} JOIN orders o ON o.id = s.x JOIN order_lines l ON l.id = o.id "
+            f"JOIN tracking_links t ON t.id = {_link('l.product_id', pick)} WHERE {which}"
+        ),
     )
-    products = [
-        {
-            "id": p,
-            "merchant_id": 1 + p % MERCHANTS,
-            "title": f"P{p}",
-            "description": "",
-            "status": "active",
-            "created_at": now,
-            "updated_at": now,
-        }
-        for p in range(1, PRODUCTS + 1)
-    ]
-    _bulk(db, Product.__table__, products)
-    _bulk(
-        db,
-        Sku.__table__,
-        [
-            {
-                "id": p,
-                "product_id": p,
-                "name": "d",
-                "list_price_minor": 9900,
-                "currency": "CNY",
-                "stock": 10**6,
-                "status": "active",
-            }
-            for p in range(1, PRODUCTS + 1)
-        ],
+
+
+def generate(db: Database, n_orders: int) -> dict[str, int]:
+    """A world: creators, shoppers, shops, products, links, rules, N paid orders, clicks."""
+    g = Gen(db)
+    _open(g)
+    ep = g.ts("0")
+    true = "TRUE" if g.pg else "1"
+    g.run(
+        "INSERT INTO users (id, email, display_name, password_hash, is_active, locale, "
+        f"created_at, updated_at) SELECT x, 'u' || x || '@bench.test', 'U' || x, 'x', {true}, "
+        f"'en', {ep}, {ep} FROM {g.series(1, SHOPPER0 + SHOPPERS - 1)}"
     )
-    rules = [
-        {
-            "merchant_id": m,
-            "scope": "merchant",
-            "target_id": 0,
-            "rate_bp": rng.choice([300, 500, 800, 1200]),
-            "window_days": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for m in range(1, MERCHANTS + 1)
-    ]
-    rules += [
-        {
-            "merchant_id": 1 + p % MERCHANTS,
-            "scope": "product",
-            "target_id": p,
-            "rate_bp": 2000,
-            "window_days": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for p in range(1, PRODUCTS + 1, 10)
-    ]
-    _bulk(db, CommissionRule.__table__, rules)
-    links, by_product = [], {}
-    lid = 0
-    for p in range(1, PRODUCTS + 1):
-        by_product[p] = []
-        for c in rng.sample(creators, LINKS_PER_PRODUCT):
-            lid += 1
-            links.append(
-                {
-                    "id": lid,
-                    "code": f"{lid:08d}",
-                    "signature": "0" * 16,
-                    "creator_id": c,
-                    "target_type": "product",
-                    "target_id": p,
-                    "target_key": f"product:{p}",
-                    "product_id": p,
-                    "created_at": now,
-                }
-            )
-            by_product[p].append((lid, c))
-    _bulk(db, TrackingLink.__table__, links)
-    orders, lines, clicks = [], [], []
-    cid = 0
-    for o in range(1, n_orders + 1):
-        shopper = rng.choice(shoppers)
-        p = rng.randint(1, PRODUCTS)
-        placed = now - timedelta(minutes=rng.randint(0, 60 * 24 * 60))
-        amount = rng.randint(1000, 100_000)
-        orders.append(
-            {
-                "id": o,
-                "shopper_id": shopper,
-                "merchant_id": 1 + p % MERCHANTS,
-                "status": "paid",
-                "currency": "CNY",
-                "subtotal_minor": amount,
-                "discount_minor": 0,
-                "total_minor": amount,
-                "refunded_minor": 0,
-                "created_at": placed,
-                "updated_at": placed,
-                "paid_at": placed + timedelta(minutes=5),
-            }
-        )
-        lines.append(
-            {
-                "id": o,
-                "order_id": o,
-                "sku_id": p,
-                "product_id": p,
-                "title": "x",
-                "quantity": 1,
-                "unit_price_minor": amount,
-                "amount_minor": amount,
-                "refunded_minor": 0,
-                "refunded_quantity": 0,
-                "restocked_quantity": 0,
-            }
-        )
-        roll = rng.random()
-        n_clicks = 0 if roll < 0.10 else (2 if roll < 0.25 else 1)  # none / take-over / one
-        for k in range(n_clicks):
-            link, creator = rng.choice(by_product[p])
-            days = rng.uniform(0, 20) if k == 0 else rng.uniform(0, 1)  # some outside 15d
-            cid += 1
-            clicks.append(
-                {
-                    "id": cid,
-                    "link_id": link,
-                    "creator_id": creator,
-                    "product_id": p,
-                    "shopper_id": shopper,
-                    "visitor_id": None,
-                    "ip_hash": f"ip{shopper}",
-                    "device_hash": f"d{shopper}",
-                    "clicked_at": placed - timedelta(days=days, seconds=1),
-                }
-            )
-    for table, rows in (
-        (Order.__table__, orders),
-        (OrderLine.__table__, lines),
-        (Click.__table__, clicks),
-    ):
-        _bulk(db, table, rows)
-    return {"orders": n_orders, "clicks": len(clicks), "links": len(links)}
+    g.run(
+        "INSERT INTO merchants (id, owner_id, name, description, tier, created_at) "
+        f"SELECT x, 1, 'Shop ' || x, '', 'new', {ep} FROM {g.series(1, MERCHANTS)}"
+    )
+    g.run(
+        "INSERT INTO products (id, merchant_id, title, description, status, created_at, "
+        f"updated_at) SELECT x, 1 + x % {MERCHANTS}, 'P' || x, '', 'active', {ep}, {ep} "
+        f"FROM {g.series(1, PRODUCTS)}"
+    )
+    g.run(
+        "INSERT INTO skus (id, product_id, name, list_price_minor, currency, stock, status) "
+        f"SELECT x, x, 'd', 9900, 'CNY', 1000000, 'active' FROM {g.series(1, PRODUCTS)}"
+    )
+    rule = (
+        "INSERT INTO commission_rules (merchant_id, scope, target_id, rate_bp, window_days, "
+        "created_at, updated_at) "
+    )
+    rate = f"CASE {mix('x', 1)} % 4 WHEN 0 THEN 300 WHEN 1 THEN 500 WHEN 2 THEN 800 ELSE 1200 END"
+    g.run(f"{rule}SELECT x, 'merchant', 0, {rate}, NULL, {ep}, {ep} FROM {g.series(1, MERCHANTS)}")
+    g.run(
+        f"{rule}SELECT 1 + x % {MERCHANTS}, 'product', x, 2000, NULL, {ep}, {ep} "
+        f"FROM {g.series(1, PRODUCTS)} WHERE x % 10 = 1"
+    )
+    # Link j (0-9) of product p: creator (hash(p) + 97 j) mod 1000, distinct for the ten.
+    p, j = f"(1 + (x - 1) / {LINKS_PER_PRODUCT})", f"((x - 1) % {LINKS_PER_PRODUCT})"
+    g.run(
+        "INSERT INTO tracking_links (id, code, signature, creator_id, target_type, target_id, "
+        "target_key, product_id, created_at) "
+        f"SELECT x, 'L' || x, '0', {CREATOR0} + ({mix(p, 2)} + 97 * {j}) % {CREATORS}, "
+        f"'product', {p}, 'product:' || {p}, {p}, {ep} "
+        f"FROM {g.series(1, PRODUCTS * LINKS_PER_PRODUCT)}"
+    )
+    amount = f"(1000 + {mix('g.o', 4)} % 99001)"
+    clicks = f"{mix('x', 8)} % 100"
+    last_pick = (
+        f"CASE WHEN {clicks} >= {NO_CLICK} AND {clicks} < {TAKE_OVER} "
+        f"THEN {mix('x', 12)} ELSE {mix('x', 11)} END % {LINKS_PER_PRODUCT}"
+    )
+    g.chunked(
+        "orders",
+        n_orders,
+        lambda series: (
+            "INSERT INTO orders (id, shopper_id, merchant_id, status, currency, subtotal_minor, "
+            "discount_minor, total_minor, refunded_minor, visitor_id, created_at, updated_at, "
+            "paid_at) "
+            f"SELECT g.o, CASE WHEN g.buyer < {SELF} THEN t.creator_id ELSE g.shopper END, "
+            f"1 + g.p % {MERCHANTS}, 'paid', 'CNY', {amount}, 0, {amount}, 0, "
+            f"CASE WHEN g.buyer >= {SELF} AND g.buyer < {COOKIE} THEN 'v' || g.shopper END, "
+            f"{_placed(g, 'g.o', n_orders)}, {_placed(g, 'g.o', n_orders)}, "
+            f"{_placed(g, 'g.o', n_orders, '-300')} "
+            f"FROM (SELECT x AS o, 1 + {mix('x', 3)} % {PRODUCTS} AS p, "
+            f"{mix('x', 6)} % 100 AS buyer, {SHOPPER0} + {mix('x', 7)} % {SHOPPERS} AS shopper, "
+            f"{last_pick} AS pick FROM {series}) g "
+            f"JOIN tracking_links t ON t.id = {_link('g.p', 'g.pick')}"
+        ),
+    )
+    g.chunked(
+        "order lines",
+        n_orders,
+        lambda series: (
+            "INSERT INTO order_lines (id, order_id, sku_id, product_id, title, quantity, "
+            "unit_price_minor, amount_minor, refunded_minor, refunded_quantity, "
+            "restocked_quantity) SELECT o.id, o.id, g.p, g.p, 'x', 1, o.total_minor, "
+            "o.total_minor, 0, 0, 0 "
+            f"FROM (SELECT x, 1 + {mix('x', 3)} % {PRODUCTS} AS p FROM {series}) g "
+            "JOIN orders o ON o.id = g.x"
+        ),
+    )
+    _clicks(g, n_orders, second=False)
+    _clicks(g, n_orders, second=True)
+    _close(g)
+    with db.session(write=False) as session:
+        n_clicks = session.scalar(select(func.count()).select_from(Click)) or 0
+    return {"orders": n_orders, "clicks": int(n_clicks)}
 
 
-def run(url: str, n_orders: int, seed: int) -> dict[str, object]:
+def run(url: str, n_orders: int, chunk: int = CHUNK) -> dict[str, object]:
     db = Database(url)
-    _reset(db)
     t0 = time.perf_counter()
-    world = generate(db, n_orders, random.Random(seed))
+    world = generate(db, n_orders)
     gen_s = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
-    res = batch.run(db, chunk=CHUNK)
+    res = batch.run(db, chunk=chunk)
     attributed, transactions = res.attributed, res.transactions
     post_s, post_cpu = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
@@ -243,12 +223,20 @@ def run(url: str, n_orders: int, seed: int) -> dict[str, object]:
         found, entries = run_checks(session)
         total = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)))
     check_s, check_cpu = time.perf_counter() - t0, time.process_time() - c0
+    with db.session(write=False) as session:
+        self_purchases = session.scalar(
+            select(func.count()).where(Commission.decision == "self_purchase")
+        )
+    t0 = time.perf_counter()
+    rerun = batch.run(db, chunk=chunk)
+    rerun_s = time.perf_counter() - t0
     db.dispose()
     return {
         "backend": "sqlite" if url.startswith("sqlite") else "postgresql",
         "orders": n_orders,
         "clicks": world["clicks"],
         "attributed_lines": attributed,
+        "self_purchases": int(self_purchases or 0),
         "transactions": transactions,
         "entries": entries,
         "generate_s": round(gen_s, 1),
@@ -259,6 +247,9 @@ def run(url: str, n_orders: int, seed: int) -> dict[str, object]:
         "check_cpu_s": round(check_cpu, 1),
         "discrepancies": len(found),
         "ledger_sum": int(total or 0),
+        "rerun_s": round(rerun_s, 1),
+        "rerun_attributed": rerun.attributed,
+        "rerun_transactions": rerun.transactions,
     }
 
 
@@ -266,23 +257,24 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=1_000_000)
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--chunk", type=int, default=CHUNK, help="orders per batch transaction")
     args = ap.parse_args()
     results = []
     if args.backend in ("sqlite", "both"):
         folder = Path(tempfile.mkdtemp(prefix="juxing-bench-ledger-"))
-        results.append(run(f"sqlite:///{folder / 'bench.db'}", args.orders, args.seed))
+        results.append(run(f"sqlite:///{folder / 'bench.db'}", args.orders, args.chunk))
         for f in folder.iterdir():
             f.unlink()
         folder.rmdir()
     if args.backend in ("postgres", "both"):
         url = os.environ.get("JUXING_BENCH_DATABASE_URL", PG_DEFAULT)
-        results.append(run(url, args.orders, args.seed))
+        results.append(run(url, args.orders, args.chunk))
     cols = [
         "backend",
         "orders",
         "attributed_lines",
         "entries",
+        "generate_s",
         "batch_s",
         "orders_per_s",
         "check_s",
