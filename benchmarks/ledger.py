@@ -189,17 +189,15 @@ def generate(db: Database, n_orders: int) -> dict[str, int]:
             f"JOIN tracking_links t ON t.id = {_link('g.p', 'g.pick')}"
         ),
     )
-    g.chunked(
-        "order lines",
-        n_orders,
-        lambda series: (
-            "INSERT INTO order_lines (id, order_id, sku_id, product_id, title, quantity, "
-            "unit_price_minor, amount_minor, refunded_minor, refunded_quantity, "
-            "restocked_quantity) SELECT o.id, o.id, g.p, g.p, 'x', 1, o.total_minor, "
-            "o.total_minor, 0, 0, 0 "
-            f"FROM (SELECT x, 1 + {mix('x', 3)} % {PRODUCTS} AS p FROM {series}) g "
-            "JOIN orders o ON o.id = g.x"
-        ),
+    # One line per order, of the product the order was drawn with (same hash of its id).
+    line_columns = (
+        "id, order_id, sku_id, product_id, title, quantity, unit_price_minor, amount_minor, "
+        "refunded_minor, refunded_quantity, restocked_quantity"
+    )
+    g.run(
+        f"INSERT INTO order_lines ({line_columns}) SELECT id, id, p, p, 'x', 1, total_minor, "
+        f"total_minor, 0, 0, 0 FROM (SELECT id, total_minor, 1 + {mix('id', 3)} % {PRODUCTS} "
+        "AS p FROM orders) o"
     )
     _clicks(g, n_orders, second=False)
     _clicks(g, n_orders, second=True)
