@@ -52,9 +52,11 @@ def api_router() -> APIRouter:
     api.include_router(commission_router)  # issue 6: commission
     from juxing.catalog.endpoints import router as catalog_router  # issue 3: deals
     from juxing.deals.endpoints import router as deals_router  # issue 3: deals
+    from juxing.deals.refund_endpoints import router as refund_requests_router  # issue 3
 
     api.include_router(catalog_router)  # issue 3: deals
     api.include_router(deals_router)  # issue 3: deals
+    api.include_router(refund_requests_router)  # issue 3: refund requests
     return api
 
 

@@ -145,6 +145,8 @@ OWNERS: dict[str, tuple[str, OwnerFactory]] = {
     "application_of_creator": ("creator", owners.application_of_creator),
     "application_to_merchant": ("merchant", owners.application_to_merchant),
     "payout": ("creator", owners.payout),
+    "refund_request": ("shopper", owners.refund_request),
+    "shop_refund_request": ("merchant", owners.shop_refund_request),
 }
 MO = ("merchant", "operator")
 
@@ -324,6 +326,19 @@ MATRIX: dict[str, Access] = {
     "GET /api/v1/orders/{order_id}/refunds": owned(*SIGNED_IN_ROLES, owner="order"),
     "POST /api/v1/orders/{order_id}/refunds": owned(*MO, owner="shop_order"),
     "POST /api/v1/orders/{order_id}/ship": owned(*MO, owner="shop_order"),
+    "GET /api/v1/orders/{order_id}/refund-requests": owned(*SIGNED_IN_ROLES, owner="order"),
+    "POST /api/v1/orders/{order_id}/refund-requests": owned(
+        "shopper", owner="order", body={"reason": "damaged"}
+    ),
+    "GET /api/v1/refund-requests": SIGNED_IN,
+    "GET /api/v1/refund-requests/{request_id}": owned(*SIGNED_IN_ROLES, owner="refund_request"),
+    "POST /api/v1/refund-requests/{request_id}/approve": owned(*MO, owner="shop_refund_request"),
+    "POST /api/v1/refund-requests/{request_id}/reject": owned(
+        *MO, owner="shop_refund_request", body={"reason": "Opened and used"}
+    ),
+    "POST /api/v1/refund-requests/{request_id}/cancel": owned(
+        *SIGNED_IN_ROLES, owner="refund_request", operator_sees_others=False
+    ),
     "POST /api/v1/payments/callbacks/{provider_name}": PUBLIC,
     "GET /api/v1/payments/{payment_id}": owned(*SIGNED_IN_ROLES, owner="payment"),
     "POST /api/v1/payments/{payment_id}/simulate": owned(*SIGNED_IN_ROLES, owner="payment"),
@@ -394,6 +409,8 @@ MATRIX: dict[str, Access] = {
     "POST /inbox/read": form_for(*SIGNED_IN_ROLES),
     "POST /orders/{order_id}/cancel": form_for(*SIGNED_IN_ROLES),
     "POST /orders/{order_id}/receive": form_for(*SIGNED_IN_ROLES),
+    "POST /orders/{order_id}/refund-requests": form_for("shopper"),
+    "POST /refund-requests/{request_id}/cancel": form_for(*SIGNED_IN_ROLES),
     "GET /checkout/{payment_id}": page_for("shopper"),
     "POST /checkout/{payment_id}": form_for("shopper"),
     "POST /deals/{deal_item_id}/buy": form_for("shopper"),
@@ -404,6 +421,9 @@ MATRIX: dict[str, Access] = {
     "GET /merchant/orders": page_for("merchant"),
     "POST /merchant/orders/{order_id}/refund": form_for("merchant"),
     "POST /merchant/orders/{order_id}/ship": form_for("merchant"),
+    "GET /merchant/refund-requests": page_for("merchant"),
+    "POST /merchant/refund-requests/{request_id}/approve": form_for("merchant"),
+    "POST /merchant/refund-requests/{request_id}/reject": form_for("merchant"),
     "POST /merchant/applications/{application_id}/{decision}": form_for("merchant"),
     "GET /ops/fraud": page_for("operator"),
     "POST /ops/fraud/{commission_id}/{decision}": form_for("operator"),

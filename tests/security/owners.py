@@ -213,3 +213,26 @@ def payout(session: Session, owner: User) -> dict[str, int]:
     session.add(p)
     session.flush()
     return {"payout_id": p.id}
+
+
+def _refund_request(session: Session, shopper: User, merchant: User | None = None) -> int:
+    """An open refund request on a paid order of ``shopper``."""
+    from juxing.deals import refund_requests
+
+    order_id = _order(session, shopper, merchant)
+    orders.mark_paid(session=session, ctx=orders.Buying(redis_client=None), order_id=order_id)
+    request = refund_requests.create(
+        session=session, user=shopper, order_id=order_id, reason="damaged"
+    )
+    session.flush()
+    return request.id
+
+
+def refund_request(session: Session, owner: User) -> dict[str, int]:
+    """An open refund request the shopper ``owner`` made."""
+    return {"request_id": _refund_request(session, owner)}
+
+
+def shop_refund_request(session: Session, owner: User) -> dict[str, int]:
+    """An open refund request on an order of the merchant ``owner``'s shop."""
+    return {"request_id": _refund_request(session, make_user(session, Role.SHOPPER), owner)}

@@ -21,6 +21,8 @@ class DealsSettings(BaseSettings):
     order_timeout_s: int = Field(default=15 * 60, ge=5)
     # Shipped orders count as received after this many days without the shopper confirming.
     receipt_auto_confirm_days: int = Field(default=10, ge=1)
+    # A shopper's refund request the shop has not answered is approved after this many days.
+    refund_request_auto_approve_days: int = Field(default=3, ge=1)
     # Payment provider: "simulated" is built in (signed asynchronous callbacks).
     payment_provider: Literal["simulated"] = "simulated"
     # Signs the simulated provider's callbacks; defaults to a key derived from secret_key.

@@ -70,3 +70,33 @@ def reconcile_redis_stock(db: Database) -> dict[str, int]:
     """Rebuild drifted or missing Redis stock counters from SQL; refresh the SQL copies."""
     with db.session() as session:
         return reconcile_redis(session=session, redis_client=_redis())
+
+
+@periodic("deals.auto_approve_refund_requests", every_s=60)
+def auto_approve_refund_requests(db: Database) -> int:
+    """Refund requests the shop left unanswered past their deadline are approved; one
+    transaction per request, so one that fails does not hold back the others."""
+    import logging
+
+    from juxing.config import get_settings
+    from juxing.deals import refund_requests
+
+    ds = get_deals_settings()
+    provider = provider_for(
+        ds.payment_provider,
+        secret=payment_secret(configured=ds.payment_secret, secret_key=get_settings().secret_key),
+    )
+    with db.session() as session:
+        due = refund_requests.due(session=session)
+    approved = 0
+    for request_id in due:
+        try:
+            with db.session() as session:
+                outcome = refund_requests.auto_approve(
+                    session=session, ctx=_ctx(), provider=provider, request_id=request_id
+                )
+        except Exception:
+            logging.getLogger("juxing.worker").exception("refund request %s", request_id)
+            continue
+        approved += outcome == "approved"
+    return approved

@@ -10,6 +10,7 @@ import juxing.models.feed  # issue 5: feed
 import juxing.models.ledger  # issue 6: commission
 import juxing.models.marketplace  # issue 7: marketplace
 import juxing.models.orders  # issue 3: deals
+import juxing.models.refund_requests  # issue 3: shoppers' refund requests
 import juxing.models.search  # noqa: F401  (issue 4: search)
 from juxing.models.accounts import ApiToken, Role, User, UserRole
 from juxing.models.base import Base

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 00:15:12.690888
+Create Date: 2026-11-27 02:05:09.251936
 """
 
 from collections.abc import Sequence
@@ -2106,6 +2106,85 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_refund_lines_refund_id"), ["refund_id"], unique=False)
 
     op.create_table(
+        "refund_requests",
+        sa.Column("order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "open_order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
+            "shopper_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "merchant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=24), nullable=False),
+        sa.Column("note", sa.String(length=500), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("reject_reason", sa.String(length=200), nullable=True),
+        sa.Column("refund_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("created_at", juxing.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", juxing.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", juxing.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "decided_by_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "amount_minor >= 0", name=op.f("ck_refund_requests_amount_not_negative")
+        ),
+        sa.ForeignKeyConstraint(
+            ["decided_by_id"],
+            ["users.id"],
+            name=op.f("fk_refund_requests_decided_by_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["merchant_id"],
+            ["merchants.id"],
+            name=op.f("fk_refund_requests_merchant_id_merchants"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["orders.id"],
+            name=op.f("fk_refund_requests_order_id_orders"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["refund_id"],
+            ["refunds.id"],
+            name=op.f("fk_refund_requests_refund_id_refunds"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["shopper_id"],
+            ["users.id"],
+            name=op.f("fk_refund_requests_shopper_id_users"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_refund_requests")),
+        sa.UniqueConstraint("open_order_id", name=op.f("uq_refund_requests_open_order_id")),
+    )
+    with op.batch_alter_table("refund_requests", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_refund_requests_merchant_id_status", ["merchant_id", "status"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_refund_requests_order_id"), ["order_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_refund_requests_shopper_id"), ["shopper_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_refund_requests_status_due_at", ["status", "due_at"], unique=False
+        )
+
+    op.create_table(
         "commission_fraud_flags",
         sa.Column(
             "commission_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -2161,11 +2240,91 @@ def upgrade() -> None:
             batch_op.f("ix_commission_reviews_commission_id"), ["commission_id"], unique=False
         )
 
+    op.create_table(
+        "refund_request_lines",
+        sa.Column(
+            "request_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "order_line_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.CheckConstraint("quantity >= 1", name=op.f("ck_refund_request_lines_quantity_positive")),
+        sa.ForeignKeyConstraint(
+            ["order_line_id"],
+            ["order_lines.id"],
+            name=op.f("fk_refund_request_lines_order_line_id_order_lines"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["refund_requests.id"],
+            name=op.f("fk_refund_request_lines_request_id_refund_requests"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_refund_request_lines")),
+    )
+    with op.batch_alter_table("refund_request_lines", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_refund_request_lines_request_id"), ["request_id"], unique=False
+        )
+
+    op.create_table(
+        "refund_request_transitions",
+        sa.Column(
+            "request_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("from_status", sa.String(length=16), nullable=True),
+        sa.Column("to_status", sa.String(length=16), nullable=False),
+        sa.Column("actor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("actor_role", sa.String(length=16), nullable=False),
+        sa.Column("note", sa.String(length=200), nullable=False),
+        sa.Column("created_at", juxing.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["actor_id"],
+            ["users.id"],
+            name=op.f("fk_refund_request_transitions_actor_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["refund_requests.id"],
+            name=op.f("fk_refund_request_transitions_request_id_refund_requests"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_refund_request_transitions")),
+    )
+    with op.batch_alter_table("refund_request_transitions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_refund_request_transitions_request_id"), ["request_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("refund_request_transitions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_refund_request_transitions_request_id"))
+
+    op.drop_table("refund_request_transitions")
+    with op.batch_alter_table("refund_request_lines", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_refund_request_lines_request_id"))
+
+    op.drop_table("refund_request_lines")
     with op.batch_alter_table("commission_reviews", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_commission_reviews_commission_id"))
 
@@ -2174,6 +2333,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_commission_fraud_flags_commission_id"))
 
     op.drop_table("commission_fraud_flags")
+    with op.batch_alter_table("refund_requests", schema=None) as batch_op:
+        batch_op.drop_index("ix_refund_requests_status_due_at")
+        batch_op.drop_index(batch_op.f("ix_refund_requests_shopper_id"))
+        batch_op.drop_index(batch_op.f("ix_refund_requests_order_id"))
+        batch_op.drop_index("ix_refund_requests_merchant_id_status")
+
+    op.drop_table("refund_requests")
     with op.batch_alter_table("refund_lines", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_refund_lines_refund_id"))
         batch_op.drop_index(batch_op.f("ix_refund_lines_order_line_id"))
