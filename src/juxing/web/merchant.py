@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from juxing.analytics import dashboards
 from juxing.catalog import service as catalog
 from juxing.commission import statements
-from juxing.deals import orders
+from juxing.deals import orders, refund_requests
 from juxing.deals import service as deals
 from juxing.deals.endpoints import buying, payment_provider
 from juxing.kit.db import DbSession
@@ -316,6 +316,82 @@ def refund(
         reason=reason,
     )
     return redirect("/merchant/orders")
+
+
+@router.get("/merchant/refund-requests", response_class=HTMLResponse)
+def refund_requests_page(
+    request: Request,
+    user: MerchantPage,
+    session: DbSession,
+    status: Annotated[str | None, Query(pattern="^(open|approved|rejected|cancelled)?$")] = "open",
+) -> HTMLResponse:
+    """Shoppers' refund requests (退款申请) to the shops: approve or reject the open ones."""
+    from juxing.models.orders import Order
+    from juxing.web.shopper import REFUND_REASONS, REFUND_STATUSES
+
+    merchants = my_merchants(session, user)
+    rows: list[Any] = []
+    total = 0
+    if merchants:
+        # One listing per shop keeps an operator who also owns shops to their own shops here.
+        for m in merchants:
+            shop_rows, shop_total = refund_requests.list_for(
+                session=session, user=user, status=status or None, merchant_id=m.id, limit=100
+            )
+            rows.extend(shop_rows)
+            total += shop_total
+        rows.sort(key=lambda r: r.id, reverse=True)
+    order_ids = {r.order_id for r in rows}
+    by_order = (
+        {
+            o.id: o
+            for o in session.scalars(
+                select(Order).where(Order.id.in_(order_ids)).options(selectinload(Order.lines))
+            ).all()
+        }
+        if order_ids
+        else {}
+    )
+    return render(
+        request,
+        "merchant/refund_requests.html",
+        {
+            "requests": rows,
+            "total": total,
+            "status": status or "",
+            "orders": by_order,
+            "names": _merchant_names(merchants),
+            "reasons": REFUND_REASONS,
+            "statuses": REFUND_STATUSES,
+        },
+    )
+
+
+@router.post("/merchant/refund-requests/{request_id}/approve")
+def approve_refund_request(
+    request_id: int, request: Request, user: MerchantPage, session: DbSession
+) -> Response:
+    """Approve: the refund is made (stock back by the deal's policy, commission clawed back)."""
+    refund_requests.approve(
+        session=session,
+        ctx=buying(request),
+        provider=payment_provider(request),
+        request_id=request_id,
+        user=user,
+    )
+    return redirect("/merchant/refund-requests")
+
+
+@router.post("/merchant/refund-requests/{request_id}/reject")
+def reject_refund_request(
+    request_id: int,
+    user: MerchantPage,
+    session: DbSession,
+    reason: Annotated[str, Form(min_length=1, max_length=200)],
+) -> Response:
+    """Reject with a reason the shopper sees."""
+    refund_requests.reject(session=session, request_id=request_id, user=user, reason=reason)
+    return redirect("/merchant/refund-requests")
 
 
 @router.get("/merchant/commission", response_class=HTMLResponse)

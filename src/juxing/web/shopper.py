@@ -12,20 +12,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from juxing.catalog import service as catalog
 from juxing.content import service as content
 from juxing.content import views as content_views
-from juxing.deals import orders
+from juxing.deals import orders, refund_requests
 from juxing.deals import service as deals
-from juxing.deals.endpoints import VISITOR_COOKIE, buying, payment_provider
+from juxing.deals.endpoints import VISITOR_COOKIE, buying, deals_settings, payment_provider
 from juxing.feed.engine import engine_for
 from juxing.kit.db import DbSession
 from juxing.kit.errors import NotFound, Unprocessable
 from juxing.kit.idempotency import Idempotency
+from juxing.kit.time import utcnow
 from juxing.models.accounts import User
-from juxing.models.content import FollowTarget, LiveRoomStatus
+from juxing.models.content import FollowTarget, LiveRoom, LiveRoomItem, LiveRoomStatus
 from juxing.search import service as search
 from juxing.web.i18n import N_
 from juxing.web.pages import AnyPage, MaybeUser, ShopperPage, redirect, render
@@ -46,6 +48,22 @@ REASON_LABELS = {
     "because_you_viewed": N_("Because of what you looked at"),
     "explore": N_("Something new to try"),
     "boost": N_("Boosted by the traffic policy"),
+}
+
+# Why a shopper asks for a refund (退款原因), by the refund request's reason code.
+REFUND_REASONS = {
+    "not_received": N_("I did not receive it"),
+    "damaged": N_("It arrived damaged"),
+    "not_as_described": N_("Not as described"),
+    "wrong_item": N_("Wrong item or size"),
+    "changed_mind": N_("I changed my mind"),
+    "other": N_("Another reason"),
+}
+REFUND_STATUSES = {
+    "open": N_("Waiting for the shop"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "cancelled": N_("Withdrawn"),
 }
 
 
@@ -141,7 +159,33 @@ def deal_page(
     card = cards.get(deal_item_id)
     if card is None or card["status"] == "not_on_sale":
         raise NotFound("No such deal.")
-    return render(request, "shopper/deal.html", {"card": card, "buy_key": uuid.uuid4().hex})
+    return render(
+        request,
+        "shopper/deal.html",
+        {
+            "card": card,
+            "buy_key": uuid.uuid4().hex,
+            "live_rooms": _live_only_rooms(session, deal_item_id),
+        },
+    )
+
+
+def _live_only_rooms(session: Session, deal_item_id: int) -> list[LiveRoom]:
+    """The live rooms that sell this deal item live-only (直播专享) and are not over yet, on
+    air first: such an item is bought in the room, not on the deal page."""
+    rooms = session.scalars(
+        select(LiveRoom)
+        .join(LiveRoomItem, LiveRoomItem.room_id == LiveRoom.id)
+        .where(
+            LiveRoomItem.deal_item_id == deal_item_id,
+            LiveRoomItem.live_only.is_(True),
+        )
+        .order_by(LiveRoom.scheduled_at)
+    ).all()
+    return sorted(
+        (r for r in rooms if r.status != LiveRoomStatus.ENDED.value),
+        key=lambda r: r.status != LiveRoomStatus.LIVE.value,
+    ) or list(rooms)
 
 
 @router.get("/deals/items/{deal_item_id}")
@@ -192,11 +236,17 @@ def buy(
     session: DbSession,
     buy_key: Annotated[str, Form(min_length=8, max_length=64)],
     quantity: Annotated[int, Form(ge=1, le=100)] = 1,
+    live_room_id: Annotated[int | None, Form(ge=1)] = None,
 ) -> Response:
-    """Reserve the deal (stock held, price locked) and go to payment."""
+    """Reserve the deal (stock held, price locked) and go to payment. From a live room the
+    form carries ``live_room_id``: a live-only deal is sold only there, while it is on air."""
     visitor = request.cookies.get(VISITOR_COOKIE)
     idem = _idempotency(
-        request, session, user, buy_key, {"deal_item_id": deal_item_id, "quantity": quantity}
+        request,
+        session,
+        user,
+        buy_key,
+        {"deal_item_id": deal_item_id, "quantity": quantity, "live_room_id": live_room_id},
     )
     result = idem.run(
         lambda: {
@@ -206,6 +256,7 @@ def buy(
                 shopper=user,
                 deal_item_id=deal_item_id,
                 quantity=quantity,
+                live_room_id=live_room_id,
                 visitor_id=visitor[:64] if visitor else None,
             ).id
         }
@@ -274,14 +325,81 @@ def order_list(
 def order_page(order_id: int, request: Request, user: AnyPage, session: DbSession) -> HTMLResponse:
     """One order: its lines, payment state, refunds and what the shopper can do next."""
     order = orders.visible_order(session=session, order_id=order_id, user=user)
+    requests = refund_requests.of_order(session=session, order_id=order.id)
+    closes = refund_requests.return_window_closes(order)
+    can_request = (
+        order.shopper_id == user.id
+        and order.status in orders.REFUNDABLE
+        and (closes is None or utcnow() <= closes)
+        and not any(r.status == "open" for r in requests)
+        and any(line.refunded_quantity < line.quantity for line in order.lines)
+    )
     return render(
         request,
         "shopper/order.html",
         {
             "order": order,
             "refunds": orders.refunds_of(session=session, order_id=order.id),
+            "refund_requests": requests,
+            "can_request_refund": can_request,
+            "return_window_closes": closes,
+            "refund_reasons": REFUND_REASONS,
+            "refund_statuses": REFUND_STATUSES,
+            "lines_by_id": {line.id: line for line in order.lines},
+            "refund_key": uuid.uuid4().hex,
         },
     )
+
+
+@router.post("/orders/{order_id}/refund-requests")
+def request_refund(
+    order_id: int,
+    request: Request,
+    user: ShopperPage,
+    session: DbSession,
+    refund_key: Annotated[str, Form(min_length=8, max_length=64)],
+    reason: Annotated[str, Form(max_length=24)],
+    line_id: Annotated[list[int], Form()],
+    quantity: Annotated[list[int], Form()],
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Ask the shop for a refund of some units (退款申请); the shop approves or rejects."""
+    if reason not in REFUND_REASONS:
+        raise Unprocessable("Choose a reason.", code="invalid_reason", details={"field": "reason"})
+    if len(line_id) != len(quantity) or any(q < 0 for q in quantity):
+        raise Unprocessable("Quantities do not match the lines.", details={"field": "quantity"})
+    lines = [(lid, q) for lid, q in zip(line_id, quantity, strict=True) if q > 0]
+    if not lines:
+        raise Unprocessable(
+            "Choose at least one unit to refund.",
+            code="nothing_chosen",
+            details={"field": "quantity"},
+        )
+    days = deals_settings(request).refund_request_auto_approve_days
+    idem = _idempotency(
+        request, session, user, refund_key, {"reason": reason, "note": note, "lines": lines}
+    )
+    idem.run(
+        lambda: {
+            "id": refund_requests.create(
+                session=session,
+                user=user,
+                order_id=order_id,
+                reason=reason,
+                note=note,
+                lines=lines,
+                auto_approve_days=days,
+            ).id
+        }
+    )
+    return redirect(f"/orders/{order_id}")
+
+
+@router.post("/refund-requests/{request_id}/cancel")
+def cancel_refund_request(request_id: int, user: AnyPage, session: DbSession) -> Response:
+    """Withdraw an open refund request."""
+    r = refund_requests.cancel(session=session, request_id=request_id, user=user)
+    return redirect(f"/orders/{r.order_id}")
 
 
 @router.post("/orders/{order_id}/cancel")
