@@ -199,6 +199,11 @@ def test_live_only_deal_is_bought_from_its_live_room(client, session):
     scheduled = client.get(f"/live/{room.id}").text
     assert "On sale when the room is live" in scheduled
     assert f'action="/deals/{w.deal_item_id}/buy"' not in scheduled
+    # The post's card and its polled partial link to the deal page instead of a failing button.
+    for path in (f"/posts/{w.post_id}", f"/posts/{w.post_id}/cards"):
+        card = client.get(path).text
+        assert "Live-room exclusive" in card, path
+        assert f'action="/deals/{w.deal_item_id}/buy"' not in card, path
 
     content.start_room(session=session, user=w.creator, room_id=room.id)
     session.commit()

@@ -170,6 +170,21 @@ def deal_page(
     )
 
 
+def _live_only_ids(session: Session, cards: Any) -> set[int]:
+    """Which of these cards' deal items a live room sells live-only: their cards outside the
+    room link to the deal page (which names the room) instead of a buy button that fails."""
+    ids = {c.deal_item_id for c in cards if c.deal_item_id}
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(LiveRoomItem.deal_item_id).where(
+                LiveRoomItem.deal_item_id.in_(ids), LiveRoomItem.live_only.is_(True)
+            )
+        ).all()
+    )
+
+
 def _live_only_rooms(session: Session, deal_item_id: int) -> list[LiveRoom]:
     """The live rooms that sell this deal item live-only (直播专享) and are not over yet, on
     air first: such an item is bought in the room, not on the deal page."""
@@ -442,6 +457,7 @@ def post_page(post_id: int, request: Request, user: MaybeUser, session: DbSessio
             "author": author,
             "following": _follows(session, user, FollowTarget.CREATOR, post.author_id),
             "buy_key": uuid.uuid4().hex,
+            "live_only_ids": _live_only_ids(session, cards),
         },
     )
 
@@ -455,7 +471,12 @@ def post_cards(post_id: int, request: Request, user: MaybeUser, session: DbSessi
     return render(
         request,
         "shopper/_post_cards.html",
-        {"post": post, "cards": cards, "buy_key": uuid.uuid4().hex},
+        {
+            "post": post,
+            "cards": cards,
+            "buy_key": uuid.uuid4().hex,
+            "live_only_ids": _live_only_ids(session, cards),
+        },
     )
 
 
@@ -475,6 +496,7 @@ def storefront(handle: str, request: Request, user: MaybeUser, session: DbSessio
     rooms, _ = content.list_rooms(
         session=session, status=None, creator_id=profile.user_id, limit=5, offset=0
     )
+    product_cards = content_views.product_cards(session, products)
     return render(
         request,
         "shopper/storefront.html",
@@ -482,7 +504,8 @@ def storefront(handle: str, request: Request, user: MaybeUser, session: DbSessio
             "creator": profile,
             "posts": posts,
             "post_cards": content_views.post_cards(session, posts),
-            "products": content_views.product_cards(session, products),
+            "products": product_cards,
+            "live_only_ids": _live_only_ids(session, product_cards),
             "rooms": [r for r in rooms if r.status != "ended"],
             "following": _follows(session, user, FollowTarget.CREATOR, profile.user_id),
         },
