@@ -225,7 +225,26 @@ def start_server(
     raise RuntimeError("server did not become ready")
 
 
-def load(port: int, requests: list, connections: int, folder: Path, tag: str) -> dict:
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the server and its worker processes (Linux /proc)."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(c) for c in children.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def load(
+    port: int, requests: list, connections: int, folder: Path, tag: str, server_pid: int
+) -> dict:
     plan_path, result_path = folder / f"plan-{tag}.json", folder / f"result-{tag}.json"
     plan_path.write_text(
         json.dumps(
@@ -233,12 +252,18 @@ def load(port: int, requests: list, connections: int, folder: Path, tag: str) ->
         )
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = server_cpu_seconds(server_pid)
     subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/_flash_load.py"), str(plan_path), str(result_path)],
         check=True,
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_after = server_cpu_seconds(server_pid)
     result = json.loads(result_path.read_text())
+    # Server CPU per request: comparable even when other work shares the machine.
+    result["server_cpu_ms"] = round(
+        (server_after - server_before) * 1000 / max(len(requests), 1), 3
+    )
     # The load generator's CPU share of its wall time: near 1.0 would make it the bottleneck.
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result["client_cpu"] = round(cpu / max(result["elapsed_s"], 1e-9), 2)
@@ -292,13 +317,14 @@ def scenario(backend: str, processes: int, args: argparse.Namespace) -> dict:
         proc, port = start_server(url, backend, processes, folder)
         try:
             warm = [["GET", "/healthz", {}, None]] * 500
-            load(port, warm, args.connections, folder, "warm")
+            load(port, warm, args.connections, folder, "warm", proc.pid)
             trivial = load(
                 port,
                 [["GET", "/healthz", {}, None]] * args.trivial,
                 args.connections,
                 folder,
                 "trivial",
+                proc.pid,
             )
             buys = [
                 [
@@ -309,7 +335,7 @@ def scenario(backend: str, processes: int, args: argparse.Namespace) -> dict:
                 ]
                 for i in range(args.attempts)
             ]
-            buy = load(port, buys, args.connections, folder, "buy")
+            buy = load(port, buys, args.connections, folder, "buy", proc.pid)
         finally:
             proc.terminate()
             try:
@@ -337,6 +363,9 @@ def scenario(backend: str, processes: int, args: argparse.Namespace) -> dict:
         "ratio": round(
             (args.attempts / buy["elapsed_s"]) / (args.trivial / trivial["elapsed_s"]), 3
         ),
+        "buy_cpu_ms": buy["server_cpu_ms"],
+        "trivial_cpu_ms": trivial["server_cpu_ms"],
+        "cpu_ratio": round(trivial["server_cpu_ms"] / max(buy["server_cpu_ms"], 1e-9), 3),
         "p50_ms": round(pct(buy["latencies_ms"], 50), 2),
         "p99_ms": round(pct(buy["latencies_ms"], 99), 2),
         "statuses": buy["statuses"],
@@ -384,7 +413,9 @@ def main() -> None:
             runs.setdefault(spec, []).append(r)
             print(
                 f"  done {spec} buy {r['buy_rps']}/s trivial {r['trivial_rps']}/s "
-                f"ratio {r['ratio']} load {r['load']:.1f} client cpu {r['client_cpu']}",
+                f"ratio {r['ratio']} cpu ms/req buy {r['buy_cpu_ms']} "
+                f"trivial {r['trivial_cpu_ms']} "
+                f"load {r['load']:.1f} client cpu {r['client_cpu']}",
                 file=sys.stderr,
             )
     results = [median_run(rs) for rs in runs.values()]
@@ -417,7 +448,15 @@ def main() -> None:
         "limit_violations",
         "orders_missing",
     )
-    extra = ("ratio", "ratios", "load", "client_cpu")
+    extra = (
+        "ratio",
+        "ratios",
+        "buy_cpu_ms",
+        "trivial_cpu_ms",
+        "cpu_ratio",
+        "load",
+        "client_cpu",
+    )
     print(json.dumps({"results": [{k: r[k] for k in keys + extra} for r in results]}))
 
 

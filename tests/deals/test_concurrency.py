@@ -22,7 +22,9 @@ from juxing.models.accounts import Role
 from juxing.models.orders import Order, OrderLine
 
 
-def _hammer(db, ctx, item_id, shoppers, attempts_per_thread, threads, pay_ratio=0.0):
+def _hammer(
+    db, ctx, item_id, shoppers, attempts_per_thread, threads, pay_ratio=0.0, at_commit=False
+):
     acknowledged: list[int] = []
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
@@ -41,6 +43,7 @@ def _hammer(db, ctx, item_id, shoppers, attempts_per_thread, threads, pay_ratio=
                         shopper=shopper,
                         deal_item_id=item_id,
                         quantity=rng.choice([1, 1, 2]),
+                        take_at_commit=at_commit,
                     )
                     order_id = order.id
                 with lock:
@@ -64,7 +67,7 @@ def _hammer(db, ctx, item_id, shoppers, attempts_per_thread, threads, pay_ratio=
     return acknowledged, outcomes
 
 
-def _run(committed_db, redis_client, backend, builders):
+def _run(committed_db, redis_client, backend, builders, at_commit=False):
     build_world, make_user = builders
     db = committed_db
     with db.session() as s:
@@ -75,7 +78,14 @@ def _run(committed_db, redis_client, backend, builders):
         redis_client.delete(*redis_keys(world.deal_item_id))
     ctx = orders.Buying(redis_client=redis_client)
     acked, outcomes = _hammer(
-        db, ctx, world.deal_item_id, shoppers, attempts_per_thread=15, threads=8, pay_ratio=0.5
+        db,
+        ctx,
+        world.deal_item_id,
+        shoppers,
+        attempts_per_thread=15,
+        threads=8,
+        pay_ratio=0.5,
+        at_commit=at_commit,
     )
     assert outcomes["ok"] > 0 and outcomes["sold_out"] + outcomes["per_user_limit"] > 0
     with db.session() as s:
@@ -104,6 +114,12 @@ def test_hot_item_sql_backend(committed_db, builders):
     _run(committed_db, None, "sql", builders)
 
 
+def test_hot_item_sql_backend_stock_taken_at_commit(committed_db, builders):
+    """The HTTP buy path: the guarded UPDATE runs inside the commit (on PostgreSQL, in the
+    same round trip as COMMIT, committed asynchronously and then waited for)."""
+    _run(committed_db, None, "sql", builders, at_commit=True)
+
+
 @pytest.mark.redis
 def test_hot_item_redis_backend(committed_db, builders, redis_url):
     client = make_redis(redis_url)
@@ -124,7 +140,7 @@ def _same_shopper(committed_db, redis_client, backend, builders):
         redis_client.delete(*redis_keys(world.deal_item_id))
     ctx = orders.Buying(redis_client=redis_client)
     _acked, outcomes = _hammer(
-        db, ctx, world.deal_item_id, [shopper], attempts_per_thread=4, threads=8
+        db, ctx, world.deal_item_id, [shopper], attempts_per_thread=4, threads=8, at_commit=True
     )
     with db.session() as s:
         held = s.scalar(
@@ -205,5 +221,49 @@ def test_redis_rebuild_during_traffic_and_after_data_loss(committed_db, redis_ur
         with db.session() as s:
             report = check_item(session=s, deal_item_id=world.deal_item_id, redis_client=client)
         assert report["ok"] and report["live"] == before
+    finally:
+        client.close()
+
+
+def test_redis_hooks_of_a_rolled_back_savepoint_never_run(committed_db, redis_url, builders):
+    """A stock transition made inside a savepoint that rolls back leaves Redis untouched even
+    though the outer transaction commits; a reservation taken there is undone."""
+    build_world, make_user = builders
+    client = make_redis(redis_url)
+    db = committed_db
+    try:
+        with db.session() as s:
+            world = build_world(s, stock=5, per_user_limit=2, backend="redis", with_headers=False)
+            shopper = make_user(s, Role.SHOPPER)
+            s.expunge_all()
+        client.delete(*redis_keys(world.deal_item_id))
+        ctx = orders.Buying(redis_client=client)
+        with db.session() as s:
+            order_id = orders.reserve(
+                session=s, ctx=ctx, shopper=shopper, deal_item_id=world.deal_item_id
+            ).id
+
+        class Undo(Exception):
+            pass
+
+        with db.session() as s:
+            with pytest.raises(Undo), s.begin_nested():
+                assert orders.mark_paid(session=s, ctx=ctx, order_id=order_id)
+                raise Undo
+            with pytest.raises(Undo), s.begin_nested():
+                orders.reserve(session=s, ctx=ctx, shopper=shopper, deal_item_id=world.deal_item_id)
+                raise Undo
+        with db.session() as s:
+            assert s.get(Order, order_id).status == "pending_payment"
+            report = check_item(session=s, deal_item_id=world.deal_item_id, redis_client=client)
+        assert report["ok"], {k: report[k] for k in ("live", "expected", "details")}
+        assert report["live"] == {"available": 4, "reserved": 1, "sold": 0}
+        # the order can still be paid once, for real
+        with db.session() as s:
+            assert orders.mark_paid(session=s, ctx=ctx, order_id=order_id)
+        live = {
+            k.decode(): int(v) for k, v in client.hgetall(redis_keys(world.deal_item_id)[0]).items()
+        }
+        assert live == {"available": 4, "reserved": 0, "sold": 1}
     finally:
         client.close()

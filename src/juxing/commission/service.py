@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -58,20 +59,36 @@ def _load_order(session: Session, order_id: int) -> Order:
     return order
 
 
+def _clicked_by(shopper_id: int, visitor_id: str | None, placed: datetime) -> list[Any]:
+    """Conditions on ``Click`` for clicks by the shopper or the visitor cookie inside the
+    longest possible window before ``placed``."""
+    who = [Click.shopper_id == shopper_id]
+    if visitor_id:
+        who.append(Click.visitor_id == visitor_id)
+    return [
+        or_(*who),
+        Click.clicked_at <= placed,
+        Click.clicked_at >= placed - timedelta(days=POLICY.max_window_days),
+    ]
+
+
+def has_candidate_clicks(
+    session: Session, *, shopper_id: int, visitor_id: str | None, placed_at: datetime
+) -> bool:
+    """Whether any click could be attributed an order placed by this shopper / visitor at
+    ``placed_at`` (one indexed lookup; most orders follow no click)."""
+    found = session.execute(
+        select(Click.id).where(*_clicked_by(shopper_id, visitor_id, placed_at)).limit(1)
+    ).first()
+    return found is not None
+
+
 def _candidate_clicks(session: Session, order: Order) -> list[tuple[Click, TrackingLink]]:
     """Clicks by the order's shopper or visitor cookie before it was placed, newest first."""
-    placed = order.created_at
-    who = [Click.shopper_id == order.shopper_id]
-    if order.visitor_id:
-        who.append(Click.visitor_id == order.visitor_id)
     rows = session.execute(
         select(Click, TrackingLink)
         .join(TrackingLink, TrackingLink.id == Click.link_id)
-        .where(
-            or_(*who),
-            Click.clicked_at <= placed,
-            Click.clicked_at >= placed - timedelta(days=POLICY.max_window_days),
-        )
+        .where(*_clicked_by(order.shopper_id, order.visitor_id, order.created_at))
         .order_by(Click.clicked_at.desc(), Click.id.desc())
     ).all()
     return [(c, link) for c, link in rows]

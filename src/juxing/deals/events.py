@@ -5,13 +5,19 @@ inside the transaction that caused them (commission, feed and analytics subscrib
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
 class OrderPlaced:
-    """An order was created (stock reserved, price locked, payment pending)."""
+    """An order was created (stock reserved, price locked, payment pending). The shopper,
+    visitor cookie and time of placement ride along so that subscribers on the buy path can
+    decide without loading the order."""
 
     order_id: int
+    shopper_id: int | None = None
+    visitor_id: str | None = None
+    placed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -238,7 +238,10 @@ def reserve(
             .values(order_id=order.id)
             .execution_options(synchronize_session=False)
         )
-    publish(session, OrderPlaced(order_id=order.id))
+    publish(
+        session,
+        OrderPlaced(order_id=order.id, shopper_id=shopper.id, visitor_id=visitor_id, placed_at=now),
+    )
     if not token:
         # Last: the hot deal row stays locked as briefly as possible (not while subscribers
         # of OrderPlaced run). A refusal rolls everything back.

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import redis
-from sqlalchemy import Table, bindparam, event, select, update
+from sqlalchemy import Engine, Table, bindparam, event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from juxing.kit.db import ASYNC_COMMIT
 from juxing.kit.errors import Conflict, ServiceUnavailable, Unprocessable
 from juxing.models.deals import DealHolding, DealItem
 from juxing.models.orders import Order, OrderLine, OrderStatus, RefundLine
@@ -109,42 +110,80 @@ class StockBackend(Protocol):
 
 
 # --- after-commit hooks -------------------------------------------------------------------
+#
+# A hook belongs to the transaction that was innermost when it was registered: a savepoint
+# (``begin_nested``) that rolls back takes its hooks with it even when the outer transaction
+# commits. Commit hooks of a rolled-back savepoint never run (its SQL change is gone), and
+# its rollback hooks run when the outermost transaction ends (whether it commits or not).
+
+
+@dataclass
+class _Hooks:
+    # (owning transaction or None for the outermost, fn)
+    before: list[tuple[Any, Callable[[], None]]] = field(default_factory=list)
+    commit: list[tuple[Any, Callable[[], None]]] = field(default_factory=list)
+    rollback: list[tuple[Any, Callable[[], None]]] = field(default_factory=list)
+    rolled_back: set[int] = field(default_factory=set)  # ids of rolled-back savepoints
+    savepoints: list[Any] = field(default_factory=list)  # keeps those ids unambiguous
+
+    def clear(self) -> None:
+        self.before, self.commit, self.rollback = [], [], []
+        self.rolled_back, self.savepoints = set(), []
+
+    def undone(self, txn: Any) -> bool:
+        """Whether ``txn`` or a savepoint around it rolled back."""
+        while txn is not None and txn.nested:
+            if id(txn) in self.rolled_back:
+                return True
+            txn = txn.parent
+        return False
 
 
 def on_commit(session: Session, fn: Callable[[], None]) -> None:
-    """Run ``fn`` once the session's outermost transaction has committed."""
-    _hooks(session)["commit"].append(fn)
+    """Run ``fn`` once the session's outermost transaction has committed (unless the
+    savepoint it was registered in rolled back)."""
+    _hooks(session).commit.append((_innermost(session), fn))
 
 
 def on_rollback(session: Session, fn: Callable[[], None]) -> None:
-    """Run ``fn`` if the session's outermost transaction ends without committing."""
-    _hooks(session)["rollback"].append(fn)
+    """Run ``fn`` if the session's outermost transaction ends without committing, or if the
+    savepoint it was registered in rolled back."""
+    _hooks(session).rollback.append((_innermost(session), fn))
 
 
 def before_commit(session: Session, fn: Callable[[], None]) -> None:
     """Run ``fn`` inside the session's next commit, just before COMMIT; if it raises, the
     commit fails and the transaction rolls back."""
-    _hooks(session)["before"].append(fn)
+    _hooks(session).before.append((_innermost(session), fn))
 
 
-def _hooks(session: Session) -> dict[str, list[Callable[[], None]]]:
+def _innermost(session: Session) -> Any:
+    txn = session.get_nested_transaction()
+    if txn is not None:
+        _hooks(session).savepoints.append(txn)
+    return txn
+
+
+def _hooks(session: Session) -> _Hooks:
     hooks = session.info.get("juxing_stock_hooks")
     if hooks is None:
-        hooks = {"before": [], "commit": [], "rollback": []}
+        hooks = _Hooks()
         session.info["juxing_stock_hooks"] = hooks
         event.listen(session, "before_commit", _before_commit)
         event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_soft_rollback", _after_soft_rollback)
         event.listen(session, "after_transaction_end", _after_transaction_end)
     return hooks
 
 
 def _before_commit(session: Session) -> None:
-    hooks = session.info.get("juxing_stock_hooks")
-    if hooks and hooks["before"]:
-        before, hooks["before"] = hooks["before"], []
+    hooks: _Hooks | None = session.info.get("juxing_stock_hooks")
+    if hooks and hooks.before:
+        before, hooks.before = hooks.before, []
         session.flush()  # everything else of the transaction first
-        for fn in before:
-            fn()
+        for txn, fn in before:
+            if not hooks.undone(txn):
+                fn()
 
 
 def _run(fns: list[Callable[[], None]]) -> None:
@@ -155,24 +194,73 @@ def _run(fns: list[Callable[[], None]]) -> None:
             log.exception("stock hook failed; reconciliation will repair the counters")
 
 
+def _after_soft_rollback(session: Session, previous: Any) -> None:
+    hooks: _Hooks | None = session.info.get("juxing_stock_hooks")
+    if hooks is not None and previous.nested:
+        hooks.rolled_back.add(id(previous))
+        hooks.savepoints.append(previous)
+
+
 def _after_commit(session: Session) -> None:
-    hooks = session.info.get("juxing_stock_hooks")
+    hooks: _Hooks | None = session.info.get("juxing_stock_hooks")
     if hooks:
-        commit, hooks["commit"], hooks["rollback"] = hooks["commit"], [], []
-        _run(commit)
+        run = [fn for txn, fn in hooks.commit if not hooks.undone(txn)]
+        run += [fn for txn, fn in hooks.rollback if hooks.undone(txn)]
+        hooks.clear()
+        _run(run)
 
 
 def _after_transaction_end(session: Session, transaction: Any) -> None:
     if transaction.parent is not None or transaction.nested:
         return
-    hooks = session.info.get("juxing_stock_hooks")
+    hooks: _Hooks | None = session.info.get("juxing_stock_hooks")
     if hooks:
-        rollback, hooks["commit"], hooks["rollback"] = hooks["rollback"], [], []
-        hooks["before"] = []
+        rollback = [fn for _txn, fn in hooks.rollback]
+        hooks.clear()
         _run(rollback)
 
 
 # --- SQL ----------------------------------------------------------------------------------
+
+
+# PostgreSQL, the HTTP buy path: the guarded UPDATE of the hot deal row and the COMMIT go
+# to the server in ONE round trip (simple query protocol, integers only), so the row lock
+# is held for microseconds inside the server, never while this process waits for its GIL
+# or for the WAL to reach disk (asynchronous commit; the unit of work then waits for the
+# flush before answering: ``kit.db.wait_for_durability``). Sold out aborts the DO block,
+# so the COMMIT after it never runs and the transaction rolls back.
+_PG_TAKE_AND_COMMIT = (
+    "SET LOCAL synchronous_commit TO OFF; "
+    "DO $$BEGIN "
+    "UPDATE deal_items SET available = available - {q}, reserved = reserved + {q} "
+    "WHERE id = {item} AND available >= {q}; "
+    "IF NOT FOUND THEN RAISE EXCEPTION 'juxing_sold_out' USING ERRCODE = 'JX001'; END IF; "
+    "END$$; COMMIT"
+)
+
+
+def _owns_its_transaction(session: Session) -> bool:
+    """PostgreSQL, and the session's transaction is the connection's own (not a savepoint
+    inside a transaction someone else will commit, as in the test harness)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql" or not isinstance(session.bind, Engine):
+        return False
+    return not session.connection().in_nested_transaction()
+
+
+def _take_and_commit_pg(session: Session, item_id: int, quantity: int) -> None:
+    import psycopg
+
+    driver = session.connection().connection.driver_connection
+    sql = _PG_TAKE_AND_COMMIT.format(item=int(item_id), q=int(quantity))
+    try:
+        with driver.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute(sql.encode())
+    except psycopg.Error as exc:
+        if exc.sqlstate == "JX001":
+            raise sold_out() from None
+        raise
+    session.info[ASYNC_COMMIT] = True
 
 
 class SqlStock:
@@ -239,7 +327,9 @@ class SqlStock:
             if rowcount(session.execute(take, params)) != 1:
                 raise sold_out()
 
-        if at_commit:
+        if at_commit and _owns_its_transaction(session):
+            before_commit(session, lambda: _take_and_commit_pg(session, item.id, quantity))
+        elif at_commit:
             # The hot row is then locked from this UPDATE to the COMMIT that follows it in
             # the same call, not while the request's response is built and scheduled.
             before_commit(session, take_now)
