@@ -121,6 +121,10 @@ def test_request_then_approve_refunds_through_the_refund_path(client, session, w
     found, _entries = reconcile.run_checks(session)  # what `juxing ledger check` runs
     assert found == []
     assert notes_of(session, shopper.id) == ["refund_approved"]
+    note = session.scalar(
+        select(MarketplaceNotification).where(MarketplaceNotification.user_id == shopper.id)
+    )
+    assert "118.00 CNY" in note.message and note.data["refund_request_id"] == req["id"]
     # The order's refunds list shows the refund, made by the approver.
     refunds = client.get(f"/api/v1/orders/{order['id']}/refunds", headers=sh).json()
     assert [x["id"] for x in refunds] == [done["refund_id"]]

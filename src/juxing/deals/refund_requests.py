@@ -55,6 +55,12 @@ class Wanted:
     amount_minor: int
 
 
+def _money(amount_minor: int) -> str:
+    """Minor units as ``12.90`` for a notification's text (no floats)."""
+    units, cents = divmod(amount_minor, 100)
+    return f"{units}.{cents:02d}"
+
+
 def return_window_closes(order: Order) -> datetime | None:
     """When the shopper can no longer ask: the return window after receipt (commission's
     ``return_window_days``, 7); None before receipt (always allowed)."""
@@ -386,7 +392,7 @@ def approve(
         user_id=request.shopper_id,
         kind="refund_approved",
         message=f"Order #{request.order_id}: your refund request was approved "
-        f"({amount / 100:.2f} {request.currency}).",
+        f"({_money(amount)} {request.currency}).",
         data={"order_id": request.order_id, "refund_request_id": request.id},
     )
     session.flush()
@@ -515,7 +521,7 @@ def auto_approve(
         user_id=request.shopper_id,
         kind="refund_auto_approved",
         message=f"Order #{request.order_id}: your refund request was approved automatically "
-        f"({amount / 100:.2f} {request.currency}).",
+        f"({_money(amount)} {request.currency}).",
         data={"order_id": request.order_id, "refund_request_id": request.id},
     )
     owner = _owner_id(session, request.merchant_id)
