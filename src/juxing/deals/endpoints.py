@@ -61,14 +61,14 @@ def deals_settings(request: Request) -> DealsSettings:
     return getattr(request.app.state, "deals_settings", None) or get_deals_settings()
 
 
-def buying(request: Request) -> orders.Buying:
+async def buying(request: Request) -> orders.Buying:  # no I/O: no worker thread
     return orders.Buying(
         redis_client=request.app.state.redis,
         order_timeout_s=deals_settings(request).order_timeout_s,
     )
 
 
-def payment_provider(request: Request) -> SimulatedProvider:
+async def payment_provider(request: Request) -> SimulatedProvider:  # no I/O
     ds = deals_settings(request)
     secret = payment_secret(
         configured=ds.payment_secret, secret_key=request.app.state.settings.secret_key

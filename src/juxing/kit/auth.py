@@ -130,7 +130,7 @@ def optional_user(request: Request, session: DbSession) -> User | None:
     return user
 
 
-def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise Unauthorized("Sign in or send an API token.", headers={"WWW-Authenticate": "Bearer"})
     return user
@@ -143,7 +143,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
     """A dependency that admits users holding any of ``roles``."""
 
-    def _dependency(user: CurrentUser) -> User:
+    async def _dependency(user: CurrentUser) -> User:  # no I/O: no worker thread
         if not user.has_role(*roles):
             names = ", ".join(r.value for r in roles)
             raise Forbidden(

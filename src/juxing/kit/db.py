@@ -6,13 +6,14 @@ returns and rolls back when it raises.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 
 def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> Engine:
@@ -92,27 +93,34 @@ class Database:
         ``write=False`` is for read-mostly work (GET requests); on SQLite it does not
         take the write lock up front.
         """
-        session = (self.write_sessionmaker if write else self.sessionmaker)()
+        session = self.new_session(write=write)
         try:
             yield session
-            session.commit()
-            if session.info.pop(ASYNC_COMMIT, False):
-                wait_for_durability(session)
+        except BaseException:
+            self.end(session, commit=False)
+            raise
+        self.end(session, commit=True)
+
+    def new_session(self, *, write: bool = True) -> Session:
+        """A session (no connection yet: it connects on its first statement)."""
+        return (self.write_sessionmaker if write else self.sessionmaker)()
+
+    @staticmethod
+    def end(session: Session, *, commit: bool) -> None:
+        """End a unit of work: commit (and wait for durability where the commit did not)
+        or roll back; then close. A failed commit rolls back and raises."""
+        try:
+            if commit:
+                session.commit()
+                if session.info.pop(ASYNC_COMMIT, False):
+                    wait_for_durability(session)
+            else:
+                session.rollback()
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
-
-    @contextmanager
-    def dbapi_connection(self) -> Iterator[Any]:
-        """A pooled DB-API connection for a hot read path that bypasses the ORM: plain
-        SELECTs, no unit of work (on PostgreSQL the pool's reset ends the implicit one)."""
-        conn = self.engine.raw_connection()
-        try:
-            yield conn.driver_connection
-        finally:
-            conn.close()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -127,11 +135,20 @@ def get_database(request: Request) -> Database:
     return db
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's session; committed before the response is sent."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session; committed before the response is sent.
+
+    Opening a session does no I/O (it connects on its first statement), so it happens on
+    the event loop; the commit or rollback runs in a worker thread. One thread hand-off
+    per request instead of two."""
     db: Database = request.app.state.db
-    with db.session(write=request.method not in {"GET", "HEAD", "OPTIONS"}) as session:
+    session = db.new_session(write=request.method not in {"GET", "HEAD", "OPTIONS"})
+    try:
         yield session
+    except BaseException:
+        await run_in_threadpool(db.end, session, commit=False)
+        raise
+    await run_in_threadpool(db.end, session, commit=True)
 
 
 DbSession = Annotated[Session, Depends(get_session, scope="function")]

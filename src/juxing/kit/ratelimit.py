@@ -25,13 +25,14 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from fastapi import Request
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from juxing.config import Settings
 from juxing.kit.auth import SESSION_USER_KEY
@@ -212,7 +213,7 @@ def _user_key(request: Request, session: DbSession) -> str | None:
     return None
 
 
-def rate_limit(name: str) -> Callable[..., None]:
+def rate_limit(name: str) -> Callable[..., Awaitable[None]]:
     """A dependency limiting requests under ``name`` per user and per client IP.
 
     ``name`` must be one of the defaults in ``Settings.rate_limits`` (add yours there).
@@ -220,10 +221,12 @@ def rate_limit(name: str) -> Callable[..., None]:
     if name not in Settings.model_fields["rate_limits"].default:
         raise ValueError(f"no rate limit named {name!r} in Settings.rate_limits")
 
-    def _dependency(request: Request, session: DbSession) -> None:
+    async def _dependency(request: Request, session: DbSession) -> None:
         settings: Settings = request.app.state.settings
-        if not settings.rate_limits_enabled:
-            return
+        if settings.rate_limits_enabled:  # the check may wait on Redis or the database
+            await run_in_threadpool(_check, request, session, settings)
+
+    def _check(request: Request, session: DbSession, settings: Settings) -> None:
         limiter = limiter_for(request)
         rule: LimitRule = request.app.state.rate_limit_rules[name]
         if rule.per_ip is not None:
