@@ -84,19 +84,10 @@ class TransactionalDatabase(Database):
         self.engine = base.engine
         self._connection = connection
 
-    @contextmanager
-    def session(self, *, write: bool = True) -> Iterator[Session]:
-        session = Session(
+    def new_session(self, *, write: bool = True) -> Session:
+        return Session(
             bind=self._connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     def ping(self) -> None:
         self._connection.execute(text("SELECT 1"))

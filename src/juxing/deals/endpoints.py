@@ -68,7 +68,7 @@ async def buying(request: Request) -> orders.Buying:  # no I/O: no worker thread
     )
 
 
-async def payment_provider(request: Request) -> SimulatedProvider:  # no I/O
+def payment_provider(request: Request) -> SimulatedProvider:
     ds = deals_settings(request)
     secret = payment_secret(
         configured=ds.payment_secret, secret_key=request.app.state.settings.secret_key
