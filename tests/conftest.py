@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -88,6 +89,10 @@ class TransactionalDatabase(Database):
         return Session(
             bind=self._connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )
+
+    @contextmanager
+    def dbapi_connection(self) -> Iterator[Any]:
+        yield self._connection.connection.driver_connection
 
     def ping(self) -> None:
         self._connection.execute(text("SELECT 1"))

@@ -122,6 +122,16 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def dbapi_connection(self) -> Iterator[Any]:
+        """A pooled DB-API connection for a hot read path that bypasses the ORM: plain
+        SELECTs, no unit of work (on PostgreSQL the pool's reset ends the implicit one)."""
+        conn = self.engine.raw_connection()
+        try:
+            yield conn.driver_connection
+        finally:
+            conn.close()
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
