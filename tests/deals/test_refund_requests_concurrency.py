@@ -1,16 +1,24 @@
-"""Refund requests under concurrency, on a database that really commits: parallel approvals
-of one request refund once; parallel requests for one order leave one open; the Redis stock
-backend gets the refund through the same path."""
+"""Refund requests on a database that really commits: parallel approvals of one request
+refund once; parallel requests for one order leave one open; the Redis stock backend gets the
+refund through the same path; after an approved request `juxing ledger check` is clean."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from factories import bearer
+from juxing.app import create_app
 from juxing.deals import orders, refund_requests
 from juxing.deals.payments import provider_for
 from juxing.deals.reconcile import check_item
@@ -150,3 +158,56 @@ def test_approval_on_the_redis_backend(committed_db, builders, redis_url):
             assert report["live"]["available"] == 10, "restocked by the item's policy"
     finally:
         client.close()
+
+
+def test_ledger_check_is_clean_after_an_approved_request(
+    committed_db, builders, settings, database_url
+):
+    """A creator's commission on the order is clawed back, and the real command says so."""
+    build_world, make_user = builders
+    with committed_db.session() as s:
+        w = build_world(s, stock=10, per_user_limit=3, with_headers=False)
+        shopper_h = bearer(s, make_user(s, Role.SHOPPER))
+        creator_h = bearer(s, make_user(s, Role.CREATOR))
+        merchant_h = bearer(s, _user(s, w.merchant_user.id))
+    app = create_app(settings, db=committed_db)
+    with TestClient(app) as client:
+        link = client.post(
+            "/api/v1/commission/links",
+            json={"target_type": "deal_item", "target_id": w.deal_item_id},
+            headers=creator_h,
+        ).json()
+        client.get(f"/t/{link['token']}", follow_redirects=False)
+        order = client.post(
+            "/api/v1/orders",
+            json={"deal_item_id": w.deal_item_id, "quantity": 2},
+            headers=shopper_h,
+        ).json()
+        pay = client.post(f"/api/v1/orders/{order['id']}/pay", headers=shopper_h).json()
+        client.post(
+            f"/api/v1/payments/{pay['id']}/simulate",
+            json={"outcome": "succeeded", "deliver": "now"},
+            headers=shopper_h,
+        )
+        line = order["lines"][0]["id"]
+        req = client.post(
+            f"/api/v1/orders/{order['id']}/refund-requests",
+            json={"reason": "damaged", "lines": [{"order_line_id": line, "quantity": 1}]},
+            headers=shopper_h,
+        ).json()
+        approved = client.post(f"/api/v1/refund-requests/{req['id']}/approve", headers=merchant_h)
+        assert approved.status_code == 200, approved.text
+    with committed_db.session() as s:
+        assert s.scalar(select(func.count()).where(Refund.order_id == order["id"])) == 1
+    env = {**os.environ, "JUXING_DATABASE_URL": database_url, "JUXING_ENV": "development"}
+    juxing = Path(sys.executable).with_name("juxing")
+    done = subprocess.run(
+        [str(juxing), "ledger", "check", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0 and report["ok"], report
+    assert report["checked_entries"] > 0
