@@ -74,6 +74,22 @@ class Recommender(ABC):
     def _fit(self, data: Interactions, validation: Validation | None) -> None:
         """Learn the state from ``data`` (``validation`` may be used to pick hyperparameters)."""
 
+    def _fit_holding_out_last(self, data: Interactions) -> None:
+        """Tune on a copy trained without every user's last item, then train on all of ``data``.
+
+        Models may override this with something cheaper (one fit and exact leave-one-out).
+        """
+        users = np.flatnonzero(data.lengths() >= 2)
+        if self.params.get("tune") and len(users):
+            train = data.truncate(1)
+            validation = (
+                [train.history(int(u)) for u in users],
+                np.array([data.history(int(u))[-1] for u in users], dtype=np.int64),
+            )
+            tuned = type(self)(**self.params).fit(train, validation)
+            self.params = {**tuned.params}
+        self._fit(data, None)
+
     @abstractmethod
     def score(self, histories: Sequence[History]) -> np.ndarray:
         """Scores of every item for every history: float32 array (len(histories), n_items)."""
@@ -87,12 +103,26 @@ class Recommender(ABC):
         """Restore from the saved arrays."""
 
     # --- the interface ------------------------------------------------------------------------
-    def fit(self, data: Interactions, validation: Validation | None = None) -> Self:
-        """Train on ``data``; returns self. Records wall (``train_seconds``) and CPU time."""
+    def fit(
+        self,
+        data: Interactions,
+        validation: Validation | None = None,
+        *,
+        hold_out_last: bool = False,
+    ) -> Self:
+        """Train on ``data``; returns self. Records wall (``train_seconds``) and CPU time.
+
+        ``hold_out_last``: choose the hyperparameters on every user's last item, held out (the
+        user's earlier items are the history), then train on all of ``data``; ``validation`` is
+        then ignored. Models without hyperparameter tuning just train on ``data``.
+        """
         start, cpu_start = time.perf_counter(), time.process_time()
         self.n_items = data.n_items
         self.item_ids = data.item_ids
-        self._fit(data, validation)
+        if hold_out_last:
+            self._fit_holding_out_last(data)
+        else:
+            self._fit(data, validation)
         self.train_seconds = time.perf_counter() - start
         self.train_cpu_seconds = time.process_time() - cpu_start
         self.trained_at = datetime.now(UTC).isoformat(timespec="seconds")

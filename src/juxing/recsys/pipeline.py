@@ -39,13 +39,14 @@ def evaluate_protocol(
 ) -> list[EvalReport]:
     """Leave-one-out full-ranking evaluation of each model, with the policy off (and on).
 
-    ``protocol`` (the same for every model; ``"both"`` evaluates the two, sharing the tuning fit):
+    ``protocol`` (the same for every model; ``"both"`` evaluates the two):
 
-    * ``"refit"`` (default): hyperparameters are chosen on the validation target (second-to-last
-      item) with a model trained on every sequence minus its last two items; the model is then
-      refitted with those settings on every sequence minus only its last item (everything before
-      the test target, the validation item included) and ranks the test target. The reported
-      training time is the sum of both fits.
+    * ``"refit"`` (default): the model is trained on every sequence minus only its last item
+      (everything before the test target, the validation item included) and ranks the test
+      target; its hyperparameters are chosen on the validation target (second-to-last item),
+      held out: ``fit(..., hold_out_last=True)`` (our model: exact leave-one-out from the one
+      fit; other tuned models: a tuning fit without the validation items, then the refit). The
+      reported training time covers all of it.
     * ``"strict"``: the model trained on all-but-the-last-two items (and tuned on the validation
       target) ranks the test target directly; the validation item is only an input event. This is
       the training regime of the published S3-Rec / SASRec code.
@@ -63,20 +64,15 @@ def evaluate_protocol(
         splits["refit"] = replace(strict, train=refit_train(data))
     reports: list[EvalReport] = []
     for name in models:
-        tunes = "tune" in registered_models()[name].defaults
-        tuned: Recommender | None = None
-        if "strict" in wanted or tunes:
-            if on_step:
-                on_step(f"training {name} on all but the last two items")
-            tuned = make_model(name).fit(strict.train, validation)
         for proto in wanted:
             if proto == "strict":
-                assert tuned is not None
-                model = tuned
+                if on_step:
+                    on_step(f"training {name} on all but the last two items")
+                model = make_model(name).fit(strict.train, validation)
             else:
                 if on_step:
-                    on_step(f"refitting {name} on all but the last item")
-                model = _refit(name, tuned if tunes else None, splits["refit"].train)
+                    on_step(f"training {name} on all but the last item (tuned on the one before)")
+                model = make_model(name).fit(splits["refit"].train, hold_out_last=True)
             if on_step:
                 on_step(f"evaluating {name} ({proto})")
             split = splits[proto]
@@ -119,17 +115,6 @@ def refit_train(data: Interactions) -> Interactions:
     return train
 
 
-def _refit(name: str, tuned: Recommender | None, train: Interactions) -> Recommender:
-    """Fit ``name`` on ``train`` with the settings ``tuned`` chose (if any); the reported
-    training time includes the tuning fit's."""
-    params = {**tuned.params, "tune": False} if tuned is not None else {}
-    model = make_model(name, **params).fit(train)
-    if tuned is not None:
-        model.train_seconds += tuned.train_seconds
-        model.train_cpu_seconds += tuned.train_cpu_seconds
-    return model
-
-
 @dataclass(frozen=True)
 class UserRecs:
     user: str
@@ -137,19 +122,8 @@ class UserRecs:
 
 
 def fit_for_serving(data: Interactions, name: str = DEFAULT_MODEL) -> Recommender:
-    """Fit on all data; the default model first picks its settings on each user's last item."""
-    model = make_model(name)
-    if name == DEFAULT_MODEL and (data.lengths() >= 3).any():
-        eligible = data.lengths() >= 3
-        train = data.truncate(1)
-        users = np.flatnonzero(eligible)
-        validation = (
-            [train.history(int(u)) for u in users],
-            np.array([data.history(int(u))[-1] for u in users], dtype=np.int64),
-        )
-        tuned = make_model(name).fit(train, validation)
-        model = make_model(name, **{**tuned.params, "tune": False})
-    return model.fit(data)
+    """Fit on all data; a tuned model first picks its settings on each user's last item."""
+    return make_model(name).fit(data, hold_out_last=True)
 
 
 def batch_recommend(

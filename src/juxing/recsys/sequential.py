@@ -19,6 +19,7 @@ second-to-last item of each user); everything is numpy / scipy, and scoring any 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
@@ -28,6 +29,20 @@ from juxing.recsys.base import Recommender, Validation, mask_seen
 from juxing.recsys.data import History, Interactions, histories_to_csr
 
 _EPS = np.float32(1e-12)
+_TRANS_DECAYS = (0.1, 0.5)  # query decays the tuning grid tries
+_EASE_DECAYS = (0.3, 0.6, 1.0)
+_LOO_BATCH = 1000  # tuning users per batch of leave-one-out corrections (memory bound)
+
+
+@dataclass
+class _Parts:
+    """The blend's component scores on the tuning histories (each row-normalised)."""
+
+    trans: dict[float, np.ndarray]
+    ease: dict[float, np.ndarray]
+    ridge: np.ndarray
+    pop: np.ndarray
+    attr: np.ndarray | None
 
 
 class TransitionEASERecommender(Recommender):
@@ -38,7 +53,9 @@ class TransitionEASERecommender(Recommender):
         "l2": 300.0,  # EASE ridge strength
         "max_ease_items": 20000,  # the dense (n x n) parts cover at most this many items ...
         "min_ease_count": 3,  # ... each with at least this many training interactions
-        "ridge_l2": 50.0,  # next-item ridge regression: strength (50 > 10 on validation) ...
+        # next-item ridge regression: None = on EASE's Gram matrix (one factorisation for both;
+        # as good on validation as its own), or a strength for its own Gram matrix ...
+        "ridge_l2": None,
         "ridge_decay": 0.5,  # ... recency decay of the input prefix ...
         "ridge_len": 5,  # ... and how many recent items form the input
         "ridge_weight": 1.0,
@@ -62,6 +79,31 @@ class TransitionEASERecommender(Recommender):
 
     # --- training -----------------------------------------------------------------------------
     def _fit(self, data: Interactions, validation: Validation | None) -> None:
+        self._fit_state(data)
+        if validation is not None and self.params["tune"]:
+            histories, targets = validation
+            pick = self._tune_sample(len(histories))
+            hs = [histories[i] for i in pick]
+            self.params.update(self._tune(self._parts(hs), hs, np.asarray(targets)[pick]))
+
+    def _fit_holding_out_last(self, data: Interactions) -> None:
+        """One factorisation: fit on all of ``data``, then tune on exact leave-one-out scores.
+
+        For each sampled user the dense parts are corrected, in closed form, to what a model
+        trained without that user's last item would score (a rank-2 Woodbury update of the EASE
+        precision for the user's row, and the removal of one training row of the next-item
+        regression); transitions and popularity are recounted without the sampled last items.
+        """
+        self._fit_state(data, keep_precision=True)
+        users = np.flatnonzero(data.lengths() >= 2)
+        if self.params["tune"] and len(users):
+            users = users[self._tune_sample(len(users))]
+            hs = [data.history(int(u))[:-1] for u in users]
+            ts = np.array([data.history(int(u))[-1] for u in users], dtype=np.int64)
+            self.params.update(self._tune(self._held_out_parts(data, users), hs, ts))
+        self._precision = self._design = None
+
+    def _fit_state(self, data: Interactions, keep_precision: bool = False) -> None:
         p = self.params
         counts = data.item_counts()
         self.popularity = (counts / max(counts.max(), 1)).astype(np.float32)
@@ -74,31 +116,167 @@ class TransitionEASERecommender(Recommender):
         )
         m = min(int(p["max_ease_items"]), int((counts >= int(p["min_ease_count"])).sum()))
         self.ease_items = np.sort(np.argsort(-counts, kind="stable")[:m]).astype(np.int64)
-        self.ease = _ease(data, self.ease_items, float(p["l2"]))
-        self.ridge = _next_item_ridge(
-            data,
-            self.ease_items,
-            float(p["ridge_l2"]),
-            float(p["ridge_decay"]),
-            int(p["ridge_len"]),
-        )
+        design = _ridge_design(data, self.ease_items, float(p["ridge_decay"]), int(p["ridge_len"]))
+        xy = (design.x.T @ design.y).tocsr()
+        prec = _spd_inverse(_gram(data, self.ease_items, float(p["l2"])))
+        ridge_prec = prec
+        if p["ridge_l2"] is not None:  # the regression's own Gram matrix (a second solve)
+            gram = np.asarray((design.x.T @ design.x).toarray(), dtype=np.float32)
+            gram[np.diag_indices_from(gram)] += np.float32(p["ridge_l2"])
+            ridge_prec = _spd_inverse(gram)
+        # precision matrices are symmetric: prec @ xy; C-contiguous (row-major products later)
+        self.ridge = np.ascontiguousarray((xy.T @ ridge_prec).T, dtype=np.float32)
+        # kept for the leave-one-out tuning only (None otherwise / when shared with EASE)
+        self._design = design if keep_precision else None
+        self._precision = ridge_prec if keep_precision and ridge_prec is not prec else None
+        self.ease_diag = np.diag(prec).copy()
+        self.ease = _ease_from_precision(prec, self.ease_diag)
         self.attributes = _attribute_embedding(data.item_attributes, data.n_items)
-        if validation is not None and p["tune"]:
-            self.params.update(self._tune(validation))
 
-    def _tune(self, validation: Validation) -> dict[str, float]:
-        """Grid over blend weights and query decays, maximising NDCG@10 on validation targets."""
-        histories, targets = validation
+    def _tune_sample(self, n: int) -> np.ndarray:
         rng = np.random.default_rng(int(self.params["seed"]))
-        n = len(histories)
-        pick = np.sort(rng.choice(n, size=min(n, int(self.params["tune_users"])), replace=False))
-        hs = [histories[i] for i in pick]
-        ts = np.asarray(targets)[pick]
-        trans = {td: self._transition_part(hs, td) for td in (0.1, 0.5)}
-        ease = {ed: self._ease_part(hs, ed) for ed in (0.3, 0.6, 1.0)}
-        ridge = self._ridge_part(hs)
-        pop = float(self.params["pop_weight"]) * self.popularity
-        attr = self._attribute_part(hs)
+        return np.sort(rng.choice(n, size=min(n, int(self.params["tune_users"])), replace=False))
+
+    def _parts(self, hs: Sequence[History]) -> _Parts:
+        """The blend's components on validation histories, from the fitted state."""
+        return _Parts(
+            trans={td: self._transition_part(hs, td) for td in _TRANS_DECAYS},
+            ease={ed: self._ease_part(hs, ed) for ed in _EASE_DECAYS},
+            ridge=self._ridge_part(hs),
+            pop=self.popularity,
+            attr=self._attribute_part(hs),
+        )
+
+    def _held_out_parts(self, data: Interactions, users: np.ndarray) -> _Parts:
+        """The components for each user's history without its last item, as if trained without it.
+
+        Exact leave-one-out for the dense parts (EASE and the next-item regression, per user);
+        transitions and popularity are recounted without the sampled users' last items.
+        """
+        p = self.params
+        drop = np.zeros(data.n_interactions, dtype=bool)
+        drop[data.indptr[users + 1] - 1] = True
+        rest = _without(data, drop)
+        counts = rest.item_counts()
+        transition = _transition_matrix(
+            rest,
+            int(p["window"]),
+            float(p["gap_decay"]),
+            float(p["backward"]),
+            float(p["smoothing"]),
+        )
+        hs = [data.history(int(u))[:-1] for u in users]
+        ease: dict[float, list[np.ndarray]] = {ed: [] for ed in _EASE_DECAYS}
+        ridge: list[np.ndarray] = []
+        for start in range(0, len(users), _LOO_BATCH):
+            batch = users[start : start + _LOO_BATCH]
+            e, r = self._loo_dense(data, batch, hs[start : start + _LOO_BATCH])
+            for ed in _EASE_DECAYS:
+                ease[ed].append(e[ed])
+            ridge.append(r)
+        return _Parts(
+            trans={td: self._transition_part(hs, td, transition) for td in _TRANS_DECAYS},
+            ease={ed: np.concatenate(ease[ed]) for ed in _EASE_DECAYS},
+            ridge=np.concatenate(ridge),
+            pop=(counts / max(counts.max(), 1)).astype(np.float32),
+            attr=self._attribute_part(hs),
+        )
+
+    def _loo_dense(
+        self, data: Interactions, users: np.ndarray, hs: Sequence[History]
+    ) -> tuple[dict[float, np.ndarray], np.ndarray]:
+        """EASE (per decay) and ridge scores of ``hs`` with each user's last item held out.
+
+        EASE: the user's binary row goes from ``x`` (with the last item) to ``x0`` (without),
+        so the precision becomes P0 = P - PU (C^-1 + U'PU)^-1 U'P with U = [x, x0],
+        C = diag(-1, 1) (Woodbury), and B0 = I - P0 / diag(P0). Ridge: the held-out item was
+        the target of exactly one training row r (it is the user's last item); removing it
+        changes the Gram matrix (own: by r r'; shared with EASE: as above) and X'Y by r e_v'.
+        """
+        p = self.params
+        items = self.ease_items
+        local = np.full(self.n_items, -1, dtype=np.int64)
+        local[items] = np.arange(len(items))
+        full = [data.history(int(u)) for u in users]
+        xf = _binary_rows(full, local)
+        x0 = _binary_rows(hs, local)
+        pxf, px0 = self._precision_rows(xf), self._precision_rows(x0)
+        a_ff, a_f0, a_00 = _rowdot(pxf, xf), _rowdot(pxf, x0), _rowdot(px0, x0)
+        # M = (C^-1 + U'PU)^-1 per user, C^-1 = diag(-1, 1)
+        k11, k12, k22 = a_ff - 1.0, a_f0, a_00 + 1.0
+        det = k11 * k22 - k12 * k12
+        m11, m12, m22 = k22 / det, -k12 / det, k11 / det
+        diag0 = self.ease_diag[None, :] - (
+            m11[:, None] * pxf * pxf + 2 * m12[:, None] * pxf * px0 + m22[:, None] * px0 * px0
+        )
+
+        def p0_rows(qp: np.ndarray) -> np.ndarray:
+            """Rows q P0 from rows q P."""
+            q_f, q_0 = _rowdot(qp, xf), _rowdot(qp, x0)
+            c1 = m11 * q_f + m12 * q_0
+            c2 = m12 * q_f + m22 * q_0
+            return qp - c1[:, None] * pxf - c2[:, None] * px0
+
+        ease: dict[float, np.ndarray] = {}
+        for ed in _EASE_DECAYS:
+            q = histories_to_csr(hs, self.n_items, ed)[:, items].tocsr()
+            qp = self._precision_rows(q)
+            sub = q.toarray() - p0_rows(qp) / diag0
+            ease[ed] = self._full_rows(sub)
+        # the one training row of the regression that had the held-out item as its target
+        design = self._design
+        assert design is not None
+        last_pos = data.indptr[users + 1] - 1
+        row = np.searchsorted(design.positions, last_pos)
+        has_row = row < len(design.positions)
+        has_row[has_row] = design.positions[row[has_row]] == last_pos[has_row]
+        pick = sp.csr_matrix(
+            (
+                np.ones(int(has_row.sum()), dtype=np.float32),
+                (np.flatnonzero(has_row), row[has_row]),
+            ),
+            shape=(len(users), design.x.shape[0]),
+        )
+        r_rows = (pick @ design.x).tocsr()  # zero rows where the item was no regression target
+        target = np.where(has_row, local[np.array([h[-1] for h in full])], -1)
+        q = histories_to_csr(
+            hs, self.n_items, float(p["ridge_decay"]), max_len=int(p["ridge_len"])
+        )[:, items].tocsr()
+        qw = np.asarray(q @ self.ridge, dtype=np.float32)
+        if self._precision is None:  # shared Gram: W = P X'Y with P updated as for EASE
+            qp = self._precision_rows(q)
+            qf, q0 = _rowdot(qp, xf), _rowdot(qp, x0)
+            c1 = m11 * qf + m12 * q0
+            c2 = m12 * qf + m22 * q0
+            qw -= c1[:, None] * np.asarray(xf @ self.ridge, dtype=np.float32)
+            qw -= c2[:, None] * np.asarray(x0 @ self.ridge, dtype=np.float32)
+            coef = -_rowdot(qp - c1[:, None] * pxf - c2[:, None] * px0, r_rows)
+        else:  # own Gram: remove r r' (Sherman-Morrison) and r e_v' from X'Y
+            z = np.asarray(r_rows @ self._precision, dtype=np.float32)
+            c = _rowdot(z, q) / (1.0 - _rowdot(z, r_rows))
+            qw += c[:, None] * np.asarray(r_rows @ self.ridge, dtype=np.float32)
+            coef = -c
+        ok = np.flatnonzero(target >= 0)
+        qw[ok, target[ok]] += coef[ok]
+        return ease, self._full_rows(qw)
+
+    def _precision_rows(self, q: sp.csr_matrix) -> np.ndarray:
+        """q P for sparse rows q over the dense items, from B and diag(P): P = -B diag(P) + diag."""
+        d = self.ease_diag[None, :]
+        return (q.toarray() - np.asarray(q @ self.ease, dtype=np.float32)) * d
+
+    def _full_rows(self, sub: np.ndarray) -> np.ndarray:
+        sub = np.asarray(sub, dtype=np.float32)
+        if len(self.ease_items) == self.n_items:
+            return _row_normalise(sub)
+        s = np.zeros((sub.shape[0], self.n_items), dtype=np.float32)
+        s[:, self.ease_items] = sub
+        return _row_normalise(s)
+
+    def _tune(self, parts: _Parts, hs: Sequence[History], ts: np.ndarray) -> dict[str, float]:
+        """Grid over blend weights and query decays, maximising NDCG@10 on validation targets."""
+        trans, ease, ridge, attr = parts.trans, parts.ease, parts.ridge, parts.attr
+        pop = float(self.params["pop_weight"]) * parts.pop
         grid = {
             "ease_weight": (0.0, 0.3, 0.6, 1.0, 2.0),
             "trans_weight": (0.0, 0.3, 1.0),
@@ -133,17 +311,15 @@ class TransitionEASERecommender(Recommender):
         return current
 
     # --- scoring ------------------------------------------------------------------------------
-    def _transition_part(self, histories: Sequence[History], decay: float) -> np.ndarray:
+    def _transition_part(
+        self, histories: Sequence[History], decay: float, matrix: sp.csr_matrix | None = None
+    ) -> np.ndarray:
         q = histories_to_csr(histories, self.n_items, decay, max_len=int(self.params["trans_len"]))
-        return _row_normalise(np.asarray((q @ self.transition).toarray(), dtype=np.float32))
+        t = self.transition if matrix is None else matrix
+        return _row_normalise(np.asarray((q @ t).toarray(), dtype=np.float32))
 
     def _dense_part(self, q: sp.csr_matrix, weights: np.ndarray) -> np.ndarray:
-        sub = np.asarray(q[:, self.ease_items] @ weights, dtype=np.float32)
-        if len(self.ease_items) == self.n_items:
-            return _row_normalise(sub)
-        s = np.zeros((q.shape[0], self.n_items), dtype=np.float32)
-        s[:, self.ease_items] = sub
-        return _row_normalise(s)
+        return self._full_rows(np.asarray(q[:, self.ease_items] @ weights, dtype=np.float32))
 
     def _ease_part(self, histories: Sequence[History], decay: float) -> np.ndarray:
         return self._dense_part(histories_to_csr(histories, self.n_items, decay), self.ease)
@@ -239,17 +415,21 @@ def _attribute_embedding(attributes: sp.csr_matrix | None, n_items: int) -> sp.c
     return (sp.diags(1.0 / np.maximum(norms, 1e-9)) @ a).tocsr().astype(np.float32)
 
 
-def _next_item_ridge(
-    data: Interactions, items: np.ndarray, l2: float, decay: float, length: int
-) -> np.ndarray:
-    """Ridge regression from a decayed window of recent items to the next item, over ``items``.
+@dataclass(frozen=True)
+class _RidgeDesign:
+    """Training rows of the next-item regression over the dense items (local indices)."""
 
-    One training row per position t >= 1 of every sequence: input = the ``length`` items before
-    t weighted ``decay ** age``, target = the item at t. W = (X'X + l2 I)^-1 X'Y, restricted to
-    ``items`` (other items neither predict nor are predicted here).
+    x: sp.csr_matrix  # input: decayed window of the items before the target
+    y: sp.csr_matrix  # one-hot target
+    positions: np.ndarray  # position of each row's target in ``data.items`` (increasing)
+
+
+def _ridge_design(data: Interactions, items: np.ndarray, decay: float, length: int) -> _RidgeDesign:
+    """One row per position t >= 1 of every sequence: input = the ``length`` items before t
+    weighted ``decay ** age``, target = the item at t; both restricted to ``items`` (other items
+    neither predict nor are predicted here), rows without any input dropped.
     """
-    n = data.n_items
-    local = np.full(n, -1, dtype=np.int64)
+    local = np.full(data.n_items, -1, dtype=np.int64)
     local[items] = np.arange(len(items))
     m = len(items)
     user = data.user_index()
@@ -267,17 +447,11 @@ def _next_item_ridge(
     x = sp.coo_matrix((v, (r, c)), shape=(len(seq_items), m)).tocsr()
     x.sum_duplicates()
     keep = np.flatnonzero(target_ok & (np.diff(x.indptr) > 0))
-    x = x[keep]
     y = sp.csr_matrix(
         (np.ones(len(keep), dtype=np.float32), (np.arange(len(keep)), seq_items[keep])),
         shape=(len(keep), m),
     )
-    gram = np.asarray((x.T @ x).toarray(), dtype=np.float32)
-    gram[np.diag_indices_from(gram)] += np.float32(l2)
-    prec = _spd_inverse(gram)
-    xy = (x.T @ y).tocsr()
-    # prec is symmetric: prec @ xy; stored C-contiguous (row-major products at scoring time)
-    return np.ascontiguousarray((xy.T @ prec).T, dtype=np.float32)
+    return _RidgeDesign(x[keep].tocsr(), y, keep)
 
 
 def _transition_matrix(
@@ -308,31 +482,48 @@ def _transition_matrix(
     return (sp.diags(1.0 / (totals + smoothing + _EPS)) @ t).tocsr().astype(np.float32)
 
 
-def _ease(data: Interactions, items: np.ndarray, l2: float) -> np.ndarray:
-    """EASE item-item weights over ``items``: B = I - P / diag(P), P = (X'X + l2 I)^-1."""
+def _gram(data: Interactions, items: np.ndarray, l2: float) -> np.ndarray:
+    """X'X + l2 I of the binary users x ``items`` matrix, dense float32."""
     x = data.to_csr(binary=True)[:, items]
     gram = np.asarray((x.T @ x).toarray(), dtype=np.float32)
     gram[np.diag_indices_from(gram)] += np.float32(l2)
-    prec = _spd_inverse(gram)
-    diag = np.diag(prec).copy()
+    return gram
+
+
+def _ease_from_precision(prec: np.ndarray, diag: np.ndarray) -> np.ndarray:
+    """EASE weights B = I - P / diag(P) (Steck 2019), computed in place of ``prec``."""
     prec /= -diag[None, :]
     np.fill_diagonal(prec, 0.0)
     return prec
 
 
 def _spd_inverse(a: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive definite float32 matrix (Cholesky; overwrites ``a``)."""
-    if a.shape[0] == 0:  # no item with enough interactions for the dense parts
+    """Inverse of a symmetric positive definite float32 matrix, in place of ``a`` (Cholesky).
+
+    ``a`` is C-ordered and symmetric, so ``a.T`` is the same matrix in Fortran order: LAPACK
+    factorises and inverts it without a copy; the triangle it leaves is mirrored block by block.
+    """
+    n = a.shape[0]
+    if n == 0:  # no item with enough interactions for the dense parts
         return a
-    chol, info = sla.lapack.spotrf(a, lower=1, overwrite_a=1)
+    f = a.T  # Fortran-ordered view, no copy
+    chol, info = sla.lapack.spotrf(f, lower=1, overwrite_a=1, clean=0)
     if info != 0:
         raise np.linalg.LinAlgError(f"Cholesky factorisation failed (info={info})")
     inv, info = sla.lapack.spotri(chol, lower=1, overwrite_c=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"inverse failed (info={info})")
-    inv = np.tril(inv)
-    inv += np.tril(inv, -1).T
-    return inv
+    out = inv.T  # C-ordered; the valid triangle is the upper one
+    if not np.shares_memory(out, a):
+        a[...] = out
+        out = a
+    step = 1024
+    for i in range(0, n, step):  # mirror the upper triangle into the lower one
+        j = min(i + step, n)
+        out[j:, i:j] = out[i:j, j:].T
+        block = out[i:j, i:j]
+        block[...] = np.triu(block) + np.triu(block, 1).T
+    return out
 
 
 def _row_normalise(s: np.ndarray) -> np.ndarray:
@@ -352,3 +543,31 @@ def _ndcg_at(
     rank = (scores > target_scores[:, None]).sum(axis=1)
     gain = np.where(hit_ok & (rank < k), 1.0 / np.log2(rank + 2.0), 0.0)
     return float(gain.mean())
+
+
+def _rowdot(a: np.ndarray, b: sp.csr_matrix) -> np.ndarray:
+    """Row-wise dot products of dense rows ``a`` with sparse rows ``b``."""
+    return np.asarray(b.multiply(a).sum(axis=1), dtype=np.float32).ravel()
+
+
+def _binary_rows(histories: Sequence[History], local: np.ndarray) -> sp.csr_matrix:
+    """1 for each (history, dense item) pair; ``local`` maps items to dense indices (or -1)."""
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    cols = local[np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])]
+    keep = cols >= 0
+    m = sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])),
+        shape=(len(histories), int(local.max()) + 1),
+    )
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def _without(data: Interactions, drop: np.ndarray) -> Interactions:
+    """``data`` minus the interactions flagged in ``drop``."""
+    keep = ~drop
+    counts = np.bincount(data.user_index()[keep], minlength=data.n_users)
+    indptr = np.zeros_like(data.indptr)
+    np.cumsum(counts, out=indptr[1:])
+    return Interactions(indptr, data.items[keep], data.n_items, None)
