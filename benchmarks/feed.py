@@ -190,11 +190,16 @@ def main() -> None:
 
 
 def _serving_artifacts(folder: Path) -> None:
+    from juxing.feed.service import ensure_default_policy
     from juxing.feed.training import build_serving_artifacts
     from juxing.kit.db import Database
 
     db = Database(f"sqlite:///{(folder / 'juxing.db').resolve()}")
     try:
+        # The feed is measured as it is served: with the default long-tail traffic policy
+        # active (as `juxing demo` sets it up), so the policy re-rank is part of every request.
+        with db.session() as session:
+            ensure_default_policy(session=session)
         build_serving_artifacts(db, folder)
     finally:
         db.dispose()

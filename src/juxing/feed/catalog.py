@@ -20,6 +20,7 @@ import pickle
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from juxing.kit.time import utcnow
 from juxing.models.catalog import Merchant, Product, ProductStatus, Sku
-from juxing.models.content import CREATOR_LEVEL_NEW, CreatorProfile, Follow, Post, PostStatus
+from juxing.models.content import CREATOR_LEVEL_NEW, CreatorProfile, Post, PostStatus
 from juxing.models.deals import Campaign, CampaignStatus, DealItem
 from juxing.models.events import BehaviorEvent
 from juxing.models.feed import FeedImpression
@@ -75,7 +76,8 @@ class CatalogSnapshot:
     trending: list[int] = field(default_factory=list)
     fresh: list[int] = field(default_factory=list)
     deals: list[int] = field(default_factory=list)
-    _masks: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
+    # Derived lookups (masks, per-item tuples), computed on first use, never pickled.
+    _masks: dict[tuple[str, float], Any] = field(default_factory=dict)
     # Plain-Python copies for the per-item loops of the re-ranking and the response (indexing
     # a list is several times cheaper than indexing a numpy array one element at a time).
     merchant_l: list[int] = field(default_factory=list)
@@ -133,6 +135,29 @@ class CatalogSnapshot:
             lookup = np.array(sorted(new), dtype=np.int64)
             self._masks[cache_key] = np.isin(self.creator, lookup) & (self.creator >= 0)
         return self._masks[cache_key]
+
+    def mask_list(self, name: str, value: float) -> list[bool]:
+        """``longtail_mask`` / ``new_creator_mask`` as a plain list (cheap per-item reads)."""
+        cache_key = (f"{name}:list", float(value))
+        got = self._masks.get(cache_key)
+        if got is None:
+            mask = (
+                self.longtail_mask(value)
+                if name == "longtail"
+                else self.new_creator_mask(int(value))
+            )
+            got = self._masks[cache_key] = mask.tolist()
+        return got  # type: ignore[no-any-return]
+
+    @property
+    def attrs(self) -> list[tuple[int, int, int, int]]:
+        """Per item: (merchant, creator, category, tier), -1 for none (the policy's keys)."""
+        got = self._masks.get(("attrs", 0.0))
+        if got is None:
+            got = self._masks[("attrs", 0.0)] = list(
+                zip(self.merchant_l, self.creator_l, self.category_l, self.tier_l, strict=True)
+            )
+        return got  # type: ignore[no-any-return]
 
     def name_of(self, kind: str, ref: int) -> str:
         return self.names.get(f"{kind}:{ref}", f"{kind} {ref}")
@@ -287,18 +312,6 @@ def load_snapshot(session: Session, *, now: datetime | None = None) -> CatalogSn
         )
     }
     return _build(rows, merchants, creators, deals, activity, sales, exposure, now)
-
-
-def follows_of(session: Session, *, user_id: int) -> list[tuple[str, int]]:
-    """Whom the shopper follows: (target_kind, target_id) pairs (one statement on the driver:
-    this runs on every feed request)."""
-    conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"SELECT target_kind, target_id FROM {Follow.__tablename__} "  # noqa: S608 - constant
-        f"WHERE follower_id = {mark}"
-    )
-    return [(str(k), int(i)) for k, i in conn.exec_driver_sql(sql, (user_id,)).fetchall()]
 
 
 def _build(

@@ -5,26 +5,29 @@ policy in memory and swaps each of them atomically when a newer one exists (chec
 couple of seconds by a background thread; in tests, on every request). Everything heavy is
 precomputed offline: the snapshot by the worker (``feed.snapshot``) and ``juxing train``, the
 model's per-item neighbour lists by ``juxing train`` (``neighbours.py``). A feed request then
-costs two indexed queries (the shopper's recent events and follows), a vectorised merge of the
-neighbour lists of the shopper's latest items (the current session included, so a click
-changes the next request at once, without retraining), the greedy policy re-ranking of
-``ranking.py`` over plain lists, one batched live-deal lookup when the page holds festival
-deals, and a response built from the snapshot's arrays. Impressions are buffered and
-written in batches by the same background thread.
+costs two indexed statements on the driver (the token; the shopper's recent events and
+follows, ``reads.py``), a vectorised merge of the neighbour lists of the shopper's latest
+items (the current session included, so a click changes the next request at once, without
+retraining), the greedy policy re-ranking of ``ranking.py`` over plain lists, the live state
+of the page's festival deals (cached for at most a second, refreshed by the background
+thread), a response assembled from per-item JSON fragments cached per snapshot, and one
+journal append for the impressions (``impressions.py``), which the background thread writes
+to the database in batches.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
 import logging
 import pickle
 import random
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +35,31 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from juxing.feed import events as event_store
 from juxing.feed.catalog import (
     CatalogSnapshot,
     empty_snapshot,
-    follows_of,
     load_snapshot,
     read_snapshot,
     snapshot_path,
     write_snapshot,
 )
+from juxing.feed.impressions import (
+    FLUSH_EVERY_S,
+    RECOVER_EVERY_S,
+    ImpressionLog,
+    Touches,
+    journal_dir,
+    recover,
+    shown_text,
+)
 from juxing.feed.neighbours import build_neighbours, load_neighbours, save_neighbours
 from juxing.feed.ranking import Placed, Ranked, merge, rerank
+from juxing.feed.reads import FeedReads, Shopper
 from juxing.feed.schemas import DealStateOut, FeedItemOut, FeedPage, PolicyRules
 from juxing.kit.db import Database
 from juxing.kit.errors import BadRequest
 from juxing.kit.time import utcnow
-from juxing.models.feed import FeedImpression, FeedModelVersion, TrafficPolicy
+from juxing.models.feed import FeedModelVersion, TrafficPolicy
 from juxing.recsys.base import Recommender, load_model
 
 log = logging.getLogger("juxing.feed")
@@ -71,6 +82,8 @@ ACTION_VERB = {
     "buy": "bought",
     "share": "shared",
 }
+# A deal item's live state: (deal price, the card's "deal" object, that object as JSON).
+DealState = tuple[int, dict[str, Any], str]
 
 
 @dataclass
@@ -100,7 +113,8 @@ class ActivePolicy:
 
 @dataclass
 class GlobalCandidates:
-    """The shopper-independent candidates of one snapshot (deals, trending, fresh, pools)."""
+    """The shopper-independent candidates of one snapshot (deals, trending, fresh, pools),
+    one entry per item (the best source), best first."""
 
     items: np.ndarray
     scores: np.ndarray
@@ -110,69 +124,18 @@ class GlobalCandidates:
     damp: np.ndarray  # per snapshot item: score penalty for over-exposure
 
 
-IMPRESSION_COLUMNS = (
-    "feed_id",
-    "user_id",
-    "item_type",
-    "item_id",
-    "merchant_id",
-    "position",
-    "reason",
-    "policy_id",
-    "shown_at",
-)
+@dataclass
+class _Page:
+    """One served page before it is rendered (as dicts or as JSON)."""
 
-
-class ImpressionLog:
-    """A buffer of impression rows, written in batches (never on the request's own path).
-
-    Rows are tuples in ``IMPRESSION_COLUMNS`` order, written with one driver-level
-    ``executemany`` per flush: at a few thousand rows a second, SQLAlchemy's per-row
-    parameter processing would cost more than the feed requests themselves.
-    """
-
-    def __init__(self) -> None:
-        self._rows: list[tuple[Any, ...]] = []
-        self._lock = threading.Lock()
-
-    def add(self, rows: list[tuple[Any, ...]]) -> None:
-        with self._lock:
-            self._rows.extend(rows)
-
-    def flush(self, db: Database) -> int:
-        with self._lock:
-            rows, self._rows = self._rows, []
-        if not rows:
-            return 0
-        try:
-            _write_impressions(db, rows)
-        except Exception:
-            log.exception("could not write %d impressions; will retry", len(rows))
-            with self._lock:
-                self._rows = rows + self._rows
-            return 0
-        return len(rows)
-
-
-def _write_impressions(db: Database, rows: list[tuple[Any, ...]]) -> None:
-    dialect = db.engine.dialect
-    if dialect.name == "sqlite":
-        # UTCDateTime stores naive UTC text on SQLite, in SQLAlchemy's own format.
-        stamps: dict[int, str] = {}
-
-        def stamp(at: datetime) -> str:
-            text = stamps.get(id(at))
-            if text is None:
-                text = stamps[id(at)] = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-            return text
-
-        rows = [(*r[:-1], stamp(r[-1])) for r in rows]
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    columns, marks = ", ".join(IMPRESSION_COLUMNS), ", ".join([mark] * len(IMPRESSION_COLUMNS))
-    # Only constant identifiers are interpolated; the values are bound parameters.
-    sql = f"INSERT INTO {FeedImpression.__tablename__} ({columns}) VALUES ({marks})"  # noqa: S608
-    with db.session() as session:
-        session.connection().exec_driver_sql(sql, rows)
+    feed_id: str
+    placed: list[Placed]
+    offset: int
+    next_cursor: str | None
+    snap: CatalogSnapshot
+    policy: ActivePolicy | None
+    model_version: str | None
+    deal_states: dict[int, DealState | None]
 
 
 class FeedEngine:
@@ -186,7 +149,10 @@ class FeedEngine:
         self.model: LoadedModel | None = None
         self.policy: ActivePolicy | None = None
         self.redis: Any = None
-        self.impressions = ImpressionLog()
+        # Foreground engines (tests, scripts) write impressions at once: no journal needed.
+        self.impressions = ImpressionLog(journal_dir(data_dir) if background else None)
+        self.touches = Touches.new()
+        self._paramstyle = db.engine.dialect.paramstyle
         self._snapshot_mtime: float | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
@@ -194,12 +160,16 @@ class FeedEngine:
         self._thread: threading.Thread | None = None
         self._explore_cache: tuple[int, list[int]] | None = None
         self._global_cache: tuple[tuple[int, float, int], GlobalCandidates] | None = None
-        # deal item id -> (expires at, (deal price, live state) or None)
-        self._deal_states: dict[int, tuple[float, tuple[int, dict[str, Any]] | None]] = {}
+        self._fragments: tuple[int, dict[int, str]] = (0, {})
+        self._strings: dict[str, str] = {}
+        # deal item id -> (expires at, live state or None)
+        self._deal_states: dict[int, tuple[float, DealState | None]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Load everything once, then keep it fresh in a daemon thread (if ``background``)."""
+        if self.background:
+            self._recover()
         self.refresh(force=True)
         if self.background and self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="juxing-feed", daemon=True)
@@ -209,15 +179,31 @@ class FeedEngine:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.impressions.flush(self.db)
+        self.touches.flush(self.db, utcnow())
+        self.impressions.close(self.db)
 
     def _loop(self) -> None:
+        flushed = recovered = time.monotonic()
         while not self._stop.wait(1.0):
             try:
-                self.impressions.flush(self.db)
+                now = time.monotonic()
+                if now - flushed >= FLUSH_EVERY_S:
+                    flushed = now
+                    self.impressions.flush(self.db)
+                self.touches.flush(self.db, utcnow())
                 self.refresh()
+                self._prefetch_deal_states()
+                if now - recovered >= RECOVER_EVERY_S:
+                    recovered = now
+                    self._recover()
             except Exception:
                 log.exception("feed refresh failed; serving the previous state")
+
+    def _recover(self) -> None:
+        try:
+            recover(self.db, journal_dir(self.data_dir))
+        except Exception:
+            log.exception("could not replay the impressions journal; will retry")
 
     def refresh(self, *, force: bool = False) -> None:
         """Swap in a newer model, policy or catalog snapshot when one exists.
@@ -240,7 +226,12 @@ class FeedEngine:
                     self.model = _map_model(self.model, snap)
         with self.db.session(write=False) as session:
             self._refresh_policy(session)
-            self._refresh_model(session)
+            model_changed = self._refresh_model(session)
+        if self.background and (snap is not None or model_changed):
+            # The snapshot and the neighbour lists are long-lived: keep them out of the
+            # cyclic collector's full passes (a pause of tens of ms per pass otherwise).
+            gc.collect()
+            gc.freeze()
 
     def _newer_snapshot(self) -> CatalogSnapshot | None:
         if not self.background:
@@ -283,7 +274,7 @@ class FeedEngine:
                 row.id, row.name, row.version, PolicyRules.model_validate(row.rules)
             )
 
-    def _refresh_model(self, session: Session) -> None:
+    def _refresh_model(self, session: Session) -> bool:
         row = session.execute(
             select(FeedModelVersion.version, FeedModelVersion.path)
             .where(FeedModelVersion.is_active.is_(True))
@@ -291,20 +282,76 @@ class FeedEngine:
             .limit(1)
         ).first()
         if row is None:
+            changed = self.model is not None
             self.model = None
-            return
+            return changed
         if self.model is not None and self.model.version == row.version:
-            return
+            return False
         try:
             loaded = load_serving_model(row.version, Path(row.path), self.snapshot)
         except Exception:
             log.exception("cannot load model version %s; keeping the previous one", row.version)
-            return
+            return False
         with self._lock:
             self.model = loaded
         log.info("feed model version %s is now serving", row.version)
+        return True
+
+    # --- the shopper --------------------------------------------------------------------------
+    def reads(self, conn: Any) -> FeedReads:
+        """The feed's statements on a DB-API connection of this engine's database."""
+        return FeedReads(conn, self._paramstyle)
+
+    def shopper(self, session: Session, user_id: int | None) -> Shopper:
+        """The shopper's recent events and follows, read in ``session``'s transaction."""
+        conn = session.connection().connection.driver_connection
+        return self.reads(conn).shopper(user_id)
 
     # --- serving ------------------------------------------------------------------------------
+    def feed_json(
+        self,
+        shopper: Shopper,
+        *,
+        limit: int,
+        cursor: str | None,
+        log_impressions: bool = True,
+    ) -> bytes:
+        """One page of the shopper's feed as the ``FeedPage`` JSON document, assembled from
+        per-item fragments (the hot path: no per-request model validation or dicts)."""
+        page = self._page(shopper, limit=limit, cursor=cursor, session=None)
+        if log_impressions:
+            self._log(page, shopper.user_id)
+        snap = page.snap
+        frags = self._fragments_of(snap)
+        enc = self._encoded
+        states = page.deal_states
+        parts = []
+        for p in page.placed:
+            i = p.item
+            head = frags.get(i)
+            if head is None:
+                head = frags[i] = _fragment(snap, i)
+            d = snap.deal_item_l[i]
+            state = states.get(d) if d is not None else None
+            if state is not None:
+                price: int | None = state[0]
+                deal = state[2]
+            else:
+                price, deal = snap.deal_price_l[i], "null"
+            boosts = "[" + ",".join(enc(b) for b in p.boosts) + "]" if p.boosts else "[]"
+            parts.append(
+                f'{head},"deal_price_minor":{"null" if price is None else price},"deal":{deal},'
+                f'"reason":{enc(p.reason)},"reason_code":{enc(p.reason_code)},"boosts":{boosts}}}'
+            )
+        policy = page.policy
+        body = (
+            f'{{"feed_id":"{page.feed_id}","items":[{",".join(parts)}],'
+            f'"next_cursor":{enc(page.next_cursor) if page.next_cursor else "null"},'
+            f'"policy":{enc(policy.name) if policy else "null"},'
+            f'"model_version":{enc(page.model_version) if page.model_version else "null"}}}'
+        )
+        return body.encode()
+
     def feed_payload(
         self,
         session: Session,
@@ -316,46 +363,25 @@ class FeedEngine:
     ) -> dict[str, Any]:
         """One page of the shopper's feed as plain JSON-ready data (the ``FeedPage`` shape);
         cold start when ``user_id`` is None or unknown."""
-        if not self.background:
-            self.refresh(force=True)
-        offset, seed = _decode_cursor(cursor) if cursor else (0, random.getrandbits(32))
-        snap, loaded, policy = self.snapshot, self.model, self.policy
-        n = min(MAX_FEED, offset + limit + 1)  # one more tells whether a next page exists
-        placed = self.ranked_feed(
-            session, user_id=user_id, n=n, snap=snap, loaded=loaded, policy=policy, seed=seed
-        )
-        page = placed[offset : offset + limit]
-        feed_id = f"{random.getrandbits(128):032x}"  # an id, not a secret
-        items = [_card(p, snap) for p in page]
-        self._attach_deal_states(session, items)
-        more = len(placed) > offset + limit and offset + limit < MAX_FEED
-        if log_impressions and page:
-            shown = utcnow()
-            policy_id = policy.id if policy else None
-            self.impressions.add(
-                [
-                    (
-                        feed_id,
-                        user_id,
-                        card["type"],
-                        card["id"],
-                        card["merchant_id"],
-                        offset + pos,
-                        card["reason_code"],
-                        policy_id,
-                        shown,
-                    )
-                    for pos, card in enumerate(items)
-                ]
-            )
-            if not self.background:
-                self.impressions.flush(self.db)
+        shopper = self.shopper(session, user_id)
+        page = self._page(shopper, limit=limit, cursor=cursor, session=session)
+        if log_impressions:
+            self._log(page, user_id)
+        items = []
+        for p in page.placed:
+            card = _card(p, page.snap)
+            d = card["deal_item_id"]
+            state = page.deal_states.get(d) if d is not None else None
+            if state is not None:
+                card["deal_price_minor"] = state[0]
+                card["deal"] = dict(state[1])
+            items.append(card)
         return {
-            "feed_id": feed_id,
+            "feed_id": page.feed_id,
             "items": items,
-            "next_cursor": _encode_cursor(offset + limit, seed) if more else None,
-            "policy": policy.name if policy else None,
-            "model_version": loaded.version if loaded else None,
+            "next_cursor": page.next_cursor,
+            "policy": page.policy.name if page.policy else None,
+            "model_version": page.model_version,
         }
 
     def feed(
@@ -382,44 +408,140 @@ class FeedEngine:
         ]
         return FeedPage.model_construct(**{**data, "items": items})
 
-    def _attach_deal_states(self, session: Session, items: list[dict[str, Any]]) -> None:
-        """Live state of the page's festival-deal items: at most one batched ``card_states``
-        call, for the items whose state was not read in the last ``DEAL_STATE_TTL_S``."""
-        deal_ids = [i["deal_item_id"] for i in items if i["deal_item_id"] is not None]
-        if not deal_ids:
+    def _page(
+        self, shopper: Shopper, *, limit: int, cursor: str | None, session: Session | None
+    ) -> _Page:
+        if not self.background:
+            self.refresh(force=True)
+        offset, seed = _decode_cursor(cursor) if cursor else (0, random.getrandbits(32))
+        snap, loaded, policy = self.snapshot, self.model, self.policy
+        n = min(MAX_FEED, offset + limit + 1)  # one more tells whether a next page exists
+        rules = policy.rules if policy else None
+        placed = self._ranked(shopper, n=n, snap=snap, loaded=loaded, rules=rules, seed=seed)
+        page = placed[offset : offset + limit]
+        more = len(placed) > offset + limit and offset + limit < MAX_FEED
+        deal_ids = [d for d in (snap.deal_item_l[p.item] for p in page) if d is not None]
+        return _Page(
+            feed_id=_feed_id(),
+            placed=page,
+            offset=offset,
+            next_cursor=_encode_cursor(offset + limit, seed) if more else None,
+            snap=snap,
+            policy=policy,
+            model_version=loaded.version if loaded else None,
+            deal_states=self._deal_states_of(deal_ids, session) if deal_ids else {},
+        )
+
+    def _log(self, page: _Page, user_id: int | None) -> None:
+        if not page.placed:
             return
+        snap = page.snap
+        kind, ids, merchant = snap.kind, snap.ids_l, snap.merchant_l
+        self.impressions.add(
+            (
+                page.feed_id,
+                user_id,
+                page.policy.id if page.policy else None,
+                shown_text(utcnow()),
+                page.offset,
+                [
+                    (kind[i], ids[i], m if (m := merchant[i]) >= 0 else None, p.reason_code)
+                    for p in page.placed
+                    for i in (p.item,)
+                ],
+            )
+        )
+        if not self.background:
+            self.impressions.flush(self.db)
+
+    def touch_token(self, token_id: int) -> None:
+        """Record an API token's use (due every few minutes) off the request's path."""
+        self.touches.add(token_id)
+        if not self.background:
+            self.touches.flush(self.db, utcnow())
+
+    def _fragments_of(self, snap: CatalogSnapshot) -> dict[int, str]:
+        frags = self._fragments
+        if frags[0] != id(snap):
+            frags = self._fragments = (id(snap), {})
+        return frags[1]
+
+    def _encoded(self, text: str) -> str:
+        """``text`` as a JSON string (reason texts repeat: cached, bounded)."""
+        got = self._strings.get(text)
+        if got is None:
+            if len(self._strings) > 50_000:
+                self._strings = {}
+            got = self._strings[text] = json.dumps(text, ensure_ascii=False)
+        return got
+
+    # --- festival-deal state ------------------------------------------------------------------
+    def _deal_states_of(
+        self, deal_ids: list[int], session: Session | None
+    ) -> dict[int, DealState | None]:
+        """Live state of the page's festival-deal items: the cached state when read in the
+        last ``DEAL_STATE_TTL_S``, else one batched ``card_states`` call for the rest."""
+        if not self.background:  # tests and scripts: always the current state
+            return self._read_deal_states(deal_ids, session)
         now = time.monotonic()
         cache = self._deal_states
-        missing = [d for d in deal_ids if d not in cache or cache[d][0] <= now]
+        out: dict[int, DealState | None] = {}
+        missing = []
+        for d in deal_ids:
+            got = cache.get(d)
+            if got is None or got[0] <= now:
+                missing.append(d)
+            else:
+                out[d] = got[1]
         if missing:
-            from juxing.deals.service import card_states
+            fresh = self._read_deal_states(missing, session)
+            self._remember(fresh, now)
+            out.update(fresh)
+        return out
 
-            got = card_states(session=session, deal_item_ids=missing, redis_client=self.redis)
-            if len(cache) > 50_000:
-                cache.clear()
-            for d in missing:
-                card = got["deal_items"].get(d)
-                state = None
-                if card is not None:
-                    state = (
-                        card["deal_price_minor"],
-                        {
-                            "status": card["status"],
-                            "stock_left": card["stock_left"],
-                            "starts_at": card["starts_at"].isoformat(),
-                            "ends_at": card["ends_at"].isoformat(),
-                        },
-                    )
-                cache[d] = (now + (DEAL_STATE_TTL_S if self.background else 0.0), state)
-        for item in items:
-            d = item["deal_item_id"]
-            state = cache[d][1] if d is not None and d in cache else None
-            if not self.background:
-                cache.pop(d, None)
-            if state is not None:
-                item["deal_price_minor"] = state[0]
-                item["deal"] = dict(state[1])
+    def _remember(self, states: dict[int, DealState | None], now: float) -> None:
+        cache = self._deal_states
+        if len(cache) > 50_000:
+            cache.clear()
+        expires = now + DEAL_STATE_TTL_S
+        for d, state in states.items():
+            cache[d] = (expires, state)
 
+    def _prefetch_deal_states(self) -> None:
+        """Refresh the state of the festival deals every feed offers (the global pool), so
+        requests find them cached; rarer deal items are read on demand."""
+        snap = self.snapshot
+        ids = [d for d in (snap.deal_item_l[i] for i in snap.deals[:40]) if d is not None]
+        if ids:
+            self._remember(self._read_deal_states(ids, None), time.monotonic())
+
+    def _read_deal_states(
+        self, deal_ids: list[int], session: Session | None
+    ) -> dict[int, DealState | None]:
+        from juxing.deals.service import card_states
+
+        scope: AbstractContextManager[Session] = (
+            nullcontext(session) if session is not None else self.db.session(write=False)
+        )
+        with scope as s:
+            got = card_states(session=s, deal_item_ids=deal_ids, redis_client=self.redis)
+        out: dict[int, DealState | None] = {}
+        for d in deal_ids:
+            card = got["deal_items"].get(d)
+            if card is None:
+                out[d] = None
+                continue
+            state = {
+                "status": card["status"],
+                "stock_left": card["stock_left"],
+                "starts_at": card["starts_at"].isoformat(),
+                "ends_at": card["ends_at"].isoformat(),
+            }
+            text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+            out[d] = (card["deal_price_minor"], state, text)
+        return out
+
+    # --- ranking ------------------------------------------------------------------------------
     def ranked_feed(
         self,
         session: Session,
@@ -434,13 +556,31 @@ class FeedEngine:
         seed: int = 0,
     ) -> list[Placed]:
         """The first ``n`` placed items for a shopper under the given (or active) policy."""
-        snap = snap or self.snapshot
-        if snap.n_items == 0:
-            return []
         if rules is None and use_policy:
             policy = policy or self.policy
             rules = policy.rules if policy else None
-        ranked = self.candidates(session, user_id=user_id, snap=snap, loaded=loaded or self.model)
+        return self._ranked(
+            self.shopper(session, user_id),
+            n=n,
+            snap=snap or self.snapshot,
+            loaded=loaded or self.model,
+            rules=rules,
+            seed=seed,
+        )
+
+    def _ranked(
+        self,
+        shopper: Shopper,
+        *,
+        n: int,
+        snap: CatalogSnapshot,
+        loaded: LoadedModel | None,
+        rules: PolicyRules | None,
+        seed: int,
+    ) -> list[Placed]:
+        if snap.n_items == 0:
+            return []
+        ranked = self._candidates(shopper, snap=snap, loaded=loaded)
         pool = self._explore_pool(snap) if rules and rules.exploration_slots else []
         return rerank(ranked, snap, rules, n=n, explore_pool=pool, seed=seed)
 
@@ -453,24 +593,31 @@ class FeedEngine:
         loaded: LoadedModel | None,
     ) -> Ranked:
         """Every source's candidates for one shopper, merged and ordered by score."""
-        recent = event_store.recent_targets(session, user_id=user_id) if user_id else []
-        follows = follows_of(session, user_id=user_id) if user_id else []
+        return self._candidates(self.shopper(session, user_id), snap=snap, loaded=loaded)
+
+    def _candidates(
+        self, shopper: Shopper, *, snap: CatalogSnapshot, loaded: LoadedModel | None
+    ) -> Ranked:
         glob = self._global_candidates(snap)
-        codes, texts = list(glob.codes), list(glob.texts)
-        parts_i: list[np.ndarray] = [glob.items]
-        parts_s: list[np.ndarray] = [glob.scores]
-        parts_r: list[np.ndarray] = [glob.reasons]
+        codes, texts = glob.codes, glob.texts
         history: list[tuple[int, str]] = []  # (snapshot index, action), newest first
         seen: list[int] = []
         index = snap.index
-        for action, ttype, tid in recent:
+        for action, ttype, tid in shopper.recent:
             i = index.get(f"{ttype}:{tid}")
             if i is not None:
                 history.append((i, action))
                 if action in SEEN_ACTIONS:
                     seen.append(i)
+        if not history and not shopper.follows:  # cold start: the global candidates
+            return Ranked(glob.items.tolist(), glob.reasons.tolist(), codes, texts, glob.items)
+        codes, texts = list(codes), list(texts)
+        parts_i: list[np.ndarray] = [glob.items]
+        parts_s: list[np.ndarray] = [glob.scores]
+        parts_r: list[np.ndarray] = [glob.reasons]
+        seen_set = np.unique(np.asarray(seen, dtype=np.int64))
         if loaded is not None and history:
-            got = _model_candidates(loaded, snap, history, seen, base=len(codes))
+            got = _model_candidates(loaded, snap, history, seen_set, base=len(codes))
             if got is not None:
                 m_items, m_scores, m_reasons, m_texts = got
                 parts_i.append(m_items)
@@ -478,7 +625,7 @@ class FeedEngine:
                 parts_r.append(m_reasons)
                 codes += ["because_you_viewed"] * len(m_texts)
                 texts += m_texts
-        for kind, ref in follows:
+        for kind, ref in shopper.follows:
             pool = snap.by_creator.get(ref) if kind == "creator" else snap.by_merchant.get(ref)
             if not pool:
                 continue
@@ -489,13 +636,9 @@ class FeedEngine:
             codes.append("follow")
             texts.append(f"you follow {snap.name_of(kind, ref)}")
         items, reasons = merge(
-            np.concatenate(parts_i),
-            np.concatenate(parts_s),
-            np.concatenate(parts_r),
-            np.asarray(seen, dtype=np.int64),
+            np.concatenate(parts_i), np.concatenate(parts_s), np.concatenate(parts_r), seen_set
         )
-        r = reasons.tolist()
-        return Ranked(items.tolist(), [codes[x] for x in r], [texts[x] for x in r])
+        return Ranked(items.tolist(), reasons.tolist(), codes, texts, items)
 
     def _global_candidates(self, snap: CatalogSnapshot) -> GlobalCandidates:
         """Deals, trending, fresh, long-tail and new-creator pools of a snapshot (cached)."""
@@ -520,6 +663,27 @@ class FeedEngine:
         pool = list(dict.fromkeys(snap.fresh[:50] + pick))
         self._explore_cache = (id(snap), pool)
         return pool
+
+
+def _feed_id() -> str:
+    """A page id: nanosecond clock then 64 random bits (32 hex digits), so that the
+    impressions' ``feed_id`` index is appended to, not written all over. An id, not a secret."""
+    return f"{time.time_ns() & (2**64 - 1):016x}{random.getrandbits(64):016x}"
+
+
+def _fragment(snap: CatalogSnapshot, i: int) -> str:
+    """The item's fixed JSON members, from ``{"key"`` to ``"deal_item_id":..`` (no brace)."""
+    m, c, k = snap.merchant_l[i], snap.creator_l[i], snap.category_l[i]
+    price, deal_item = snap.price_l[i], snap.deal_item_l[i]
+    return (
+        f'{{"key":{json.dumps(snap.keys[i])},"type":{json.dumps(snap.kind[i])},'
+        f'"id":{snap.ids_l[i]},"title":{json.dumps(snap.titles[i], ensure_ascii=False)},'
+        f'"merchant_id":{m if m >= 0 else "null"},"creator_id":{c if c >= 0 else "null"},'
+        f'"category_id":{k if k >= 0 else "null"},'
+        f'"price_minor":{"null" if price is None else price},'
+        f'"currency":{json.dumps(snap.currency[i])},'
+        f'"deal_item_id":{"null" if deal_item is None else deal_item}'
+    )
 
 
 def _build_global(snap: CatalogSnapshot, rules: PolicyRules) -> GlobalCandidates:
@@ -559,14 +723,16 @@ def _build_global(snap: CatalogSnapshot, rules: PolicyRules) -> GlobalCandidates
         over = snap.exposure / mean
         hot = over > 1.0
         damp[hot] = 0.1 * np.minimum(1.0, np.log10(over[hot]))
-    all_items = np.concatenate(items) if items else np.zeros(0, dtype=np.int64)
+    all_items = np.concatenate(items)
+    all_scores = np.concatenate(scores) - damp[all_items]
+    all_reasons = np.concatenate(reasons)
+    # One entry per item (its best source), best first: the cold-start feed as it is, and
+    # a smaller merge per request.
+    order = np.lexsort((all_items, -all_scores))
+    _, first = np.unique(all_items[order], return_index=True)
+    keep = order[np.sort(first)]
     return GlobalCandidates(
-        all_items,
-        (np.concatenate(scores) - damp[all_items]) if items else np.zeros(0),
-        np.concatenate(reasons) if items else np.zeros(0, dtype=np.int64),
-        codes,
-        texts,
-        damp,
+        all_items[keep], all_scores[keep], all_reasons[keep], codes, texts, damp
     )
 
 
@@ -574,15 +740,17 @@ def _model_candidates(
     loaded: LoadedModel,
     snap: CatalogSnapshot,
     history: list[tuple[int, str]],
-    seen: list[int],
+    seen: np.ndarray,
     *,
     base: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
     """Next-item candidates: the recent items' neighbour lists merged, weighted by recency.
 
-    Items already ``seen`` are dropped before scores are scaled, so the best unseen item
-    gets the top score. Each candidate is explained by the history item that contributed
-    most to its score; reasons are ``base + k`` for the k-th returned text.
+    Items already ``seen`` (sorted) are dropped before scores are scaled, so the best unseen
+    item gets the top score. Each candidate is explained by the history item that contributed
+    most to its score; reasons are ``base + k`` for the k-th returned text. One sort of the
+    (at most ``HISTORY_ITEMS`` x K) entries does the grouping: by item, largest contribution
+    first.
     """
     recent: list[int] = []
     actions: dict[int, str] = {}
@@ -593,36 +761,42 @@ def _model_candidates(
             if len(recent) == HISTORY_ITEMS:
                 break
     h = np.asarray(recent, dtype=np.int64)
-    weight = RECENCY_DECAY ** np.arange(len(h)) * np.array(
-        [ACTION_WEIGHT.get(actions[i], 1.0) for i in recent]
+    weight = np.array(
+        [RECENCY_DECAY**k * ACTION_WEIGHT.get(actions[i], 1.0) for k, i in enumerate(recent)]
     )
-    nbr = loaded.nbr[h]
+    flat = loaded.nbr[h].ravel()
     contrib = (loaded.nbr_score[h] * weight[:, None]).ravel()
-    src = np.repeat(np.arange(len(h)), nbr.shape[1])
-    flat = nbr.ravel().astype(np.int64)
-    ok = flat >= 0
-    if seen:
-        seen_mask = np.zeros(snap.n_items, dtype=bool)
-        seen_mask[seen] = True
-        ok &= ~seen_mask[np.maximum(flat, 0)]
-    flat, contrib, src = flat[ok], contrib[ok], src[ok]
-    if len(flat) == 0:
+    order = np.lexsort((-contrib, flat))
+    grouped = flat[order]
+    start = np.empty(len(grouped), dtype=bool)
+    start[:1] = True
+    np.not_equal(grouped[1:], grouped[:-1], out=start[1:])
+    starts = np.flatnonzero(start)
+    uniq = grouped[starts].astype(np.int64)
+    total = np.add.reduceat(contrib[order], starts)
+    because = order[starts] // loaded.nbr.shape[1]  # the history row contributing most
+    keep = (uniq >= 0) & ~_member(uniq, seen)  # -1 pads the lists
+    uniq, total, because = uniq[keep], total[keep], because[keep]
+    if len(uniq) == 0:
         return None
-    uniq, inv = np.unique(flat, return_inverse=True)
-    total = np.bincount(inv, weights=contrib)
-    order = np.lexsort((-contrib, inv))
-    first = np.flatnonzero(np.r_[True, inv[order][1:] != inv[order][:-1]])
-    because = src[order][first]  # the history item contributing most, per unique item
-    k = min(MODEL_CANDIDATES, len(uniq))
-    top = np.argpartition(-total, k - 1)[:k]
-    vals = total[top]
-    lo, hi = float(vals.min()), float(vals.max())
+    if len(uniq) > MODEL_CANDIDATES:
+        top = np.argpartition(-total, MODEL_CANDIDATES - 1)[:MODEL_CANDIDATES]
+        uniq, total, because = uniq[top], total[top], because[top]
+    lo, hi = float(total.min()), float(total.max())
     span = hi - lo if hi > lo else 1.0
     texts = []
     for i in recent:
         verb = ACTION_VERB.get(actions[i], "viewed")
         texts.append(f"because you {verb} {snap.titles[i]}")
-    return uniq[top], 0.5 + 0.5 * (vals - lo) / span, base + because[top], texts
+    return uniq, 0.5 + 0.5 * (total - lo) / span, base + because, texts
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` for a small sorted set (a binary search per value)."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_set, values)
+    return sorted_set[np.minimum(at, len(sorted_set) - 1)] == values
 
 
 def load_serving_model(version: str, path: Path, snap: CatalogSnapshot) -> LoadedModel:

@@ -57,21 +57,3 @@ def recent_items(session: Session, *, user_id: int, limit: int = RECENT_EVENTS) 
         .limit(limit)
     )
     return list(session.execute(stmt).all())
-
-
-def recent_targets(
-    session: Session, *, user_id: int, limit: int = RECENT_EVENTS
-) -> list[tuple[str, str, int]]:
-    """``recent_items`` without the timestamps, for the feed's hot path: (action, target type,
-    target id), newest first. One statement on the driver (the same index range scan), so no
-    statement building or result typing is paid on every feed request."""
-    conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    table = BehaviorEvent.__tablename__
-    sql = (
-        f"SELECT action, target_type, target_id FROM {table} "  # noqa: S608 - constant names
-        f"WHERE user_id = {mark} AND source = 'app' "
-        f"ORDER BY occurred_at DESC, id DESC LIMIT {int(limit)}"
-    )
-    rows = conn.exec_driver_sql(sql, (user_id,)).fetchall()
-    return [(str(a), str(t), int(i)) for a, t, i in rows]

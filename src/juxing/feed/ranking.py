@@ -36,14 +36,28 @@ BOOST_TEXT = {
 
 @dataclass
 class Ranked:
-    """Candidates best first, one per item, with each one's reason (parallel lists)."""
+    """Candidates best first, one per item: ``items`` and, parallel to it, ``reasons``, an
+    index into the reason tables ``codes`` / ``texts`` (so the per-item strings are looked up
+    only for the few items placed on the page); ``array`` is ``items`` as numpy."""
 
     items: list[int]
+    reasons: list[int]
     codes: list[str]
     texts: list[str]
+    array: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.array is None:
+            self.array = np.asarray(self.items, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def code(self, rank: int) -> str:
+        return self.codes[self.reasons[rank]]
+
+    def text(self, rank: int) -> str:
+        return self.texts[self.reasons[rank]]
 
 
 @dataclass
@@ -60,29 +74,31 @@ def merge(
     """One entry per item (the best-scored source wins), best first, ties by item.
 
     ``items``, ``scores`` and ``reasons`` are parallel arrays (``reasons`` indexes the caller's
-    reason texts); returns the merged items and their reason indices.
+    reason texts); ``exclude`` is a sorted array of items to leave out. Returns the merged
+    items and their reason indices.
     """
-    if exclude is not None and len(exclude):
-        mask = np.zeros(int(max(items.max(initial=0), exclude.max())) + 1, dtype=bool)
-        mask[exclude] = True
-        keep = ~mask[items]
-        items, scores, reasons = items[keep], scores[keep], reasons[keep]
     if len(items) == 0:
         return items, reasons
-    order = np.lexsort((items, -scores))
-    items, scores, reasons = items[order], scores[order], reasons[order]
-    _, first = np.unique(items, return_index=True)
-    first.sort()  # the best entry of each item, still in score order
-    return items[first], reasons[first]
+    order = np.lexsort((-scores, items))  # by item, best entry first
+    grouped = items[order]
+    start = np.empty(len(grouped), dtype=bool)
+    start[:1] = True
+    np.not_equal(grouped[1:], grouped[:-1], out=start[1:])
+    best = order[start]
+    if exclude is not None and len(exclude):
+        at = np.searchsorted(exclude, items[best])
+        best = best[exclude[np.minimum(at, len(exclude) - 1)] != items[best]]
+    best = best[np.lexsort((items[best], -scores[best]))]
+    return items[best], reasons[best]
 
 
 @dataclass
 class _Group:
-    name: str
     need: int  # minimum per window
     label: str
-    members: list[int]  # the ranked candidates in the group, best first
-    mask: np.ndarray  # bool per item of the snapshot
+    members: list[int]  # ranks (positions in ``Ranked``) of the group's candidates, best first
+    member: list[bool]  # per snapshot item: in the group
+    required: list[int]  # per window position p: ceil(need * (p + 1) / window)
     pos: int = 0  # members before this index are placed already
 
 
@@ -98,30 +114,36 @@ def rerank(
     """The first ``n`` positions of the feed: ``ranked`` re-ranked under ``rules``.
 
     Without rules the feed is the relevance order. ``ranked`` must be best-first and free of
-    duplicates (``merge``). A greedy pass per window; K is small, so plain Python over lists.
+    duplicates (``merge``). A greedy pass per window over plain lists (K is small); what
+    depends only on the snapshot (group membership, per-item merchant / creator / category /
+    tier) is precomputed once per snapshot.
     """
     items = ranked.items
     if rules is None:
-        return [Placed(i, ranked.codes[r], ranked.texts[r]) for r, i in enumerate(items[:n])]
+        return [Placed(i, ranked.code(r), ranked.text(r)) for r, i in enumerate(items[:n])]
     w = rules.window
-    arr = np.asarray(items, dtype=np.int64)
+    arr = ranked.array if ranked.array is not None else np.asarray(items, dtype=np.int64)
     groups: list[_Group] = []
 
-    def group(name: str, mask: np.ndarray, share: float, label: str) -> None:
-        members = arr[mask[arr]].tolist() if len(arr) else []
-        groups.append(_Group(name, math.ceil(share * w), label, members, mask))
+    def group(mask: np.ndarray, member: list[bool], share: float, label: str) -> None:
+        need = math.ceil(share * w)
+        members = np.flatnonzero(mask[arr]).tolist() if len(arr) else []
+        required = [math.ceil(need * (p + 1) / w) for p in range(w)]
+        groups.append(_Group(need, label, members, member, required))
 
     if rules.longtail_share > 0:
+        p = rules.longtail_percentile
         group(
-            "longtail",
-            snap.longtail_mask(rules.longtail_percentile),
+            snap.longtail_mask(p),
+            snap.mask_list("longtail", p),
             rules.longtail_share,
             BOOST_TEXT["longtail"],
         )
     if rules.new_creator_share > 0:
+        d = rules.new_creator_days
         group(
-            "new_creator",
-            snap.new_creator_mask(rules.new_creator_days),
+            snap.new_creator_mask(d),
+            snap.mask_list("new_creator", d),
             rules.new_creator_share,
             BOOST_TEXT["new_creator"],
         )
@@ -129,24 +151,18 @@ def rerank(
     for tier_name, quota in rules.tier_quotas.items():
         t = TIERS.index(tier_name)
         if quota.min_share > 0:
-            group(
-                f"tier:{tier_name}",
-                snap.tier == t,
-                quota.min_share,
-                f"{tier_name.replace('_', ' ')} quota",
-            )
+            mask = snap.tier == t
+            group(mask, mask.tolist(), quota.min_share, f"{tier_name.replace('_', ' ')} quota")
         if quota.max_share < 1:
             tier_max[t] = math.floor(quota.max_share * w)
     slots = rules.exploration_slots
     explore_at = {(j + 1) * w // (slots + 1) for j in range(slots)} if slots else set()
-    rng = random.Random(seed)
-    pool = list(explore_pool)
-    rng.shuffle(pool)
-    reason_at = {i: r for r, i in enumerate(items)}
-    state = _State(snap, rules, ranked, reason_at, tier_max)
+    state = _State(snap, rules, ranked, tier_max, list(explore_pool), random.Random(seed))
+    # Groups by index, highest first: among equal deficits the later group goes first.
+    order = list(range(len(groups) - 1, -1, -1))
     out: list[Placed] = []
     while len(out) < n:
-        window = state.fill_window(groups, explore_at, pool, min(w, n - len(out)))
+        window = state.fill_window(groups, order, explore_at, min(w, n - len(out)))
         if not window:
             break
         out += window
@@ -154,34 +170,40 @@ def rerank(
 
 
 class _State:
-    """What the greedy pass has placed so far, and the per-window counters."""
+    """What the greedy pass has placed so far (the per-window counters live in
+    ``fill_window``)."""
 
     def __init__(
         self,
         snap: CatalogSnapshot,
         rules: PolicyRules,
         ranked: Ranked,
-        reason_at: dict[int, int],
         tier_max: dict[int, int],
+        pool: list[int],
+        rng: random.Random,
     ) -> None:
         self.snap, self.rules, self.ranked = snap, rules, ranked
-        self.reason_at, self.tier_max = reason_at, tier_max
+        self.tier_max = tier_max
+        self.pool, self.rng = pool, rng
         self.used: set[int] = set()
         self.head = 0  # ranked items before this index are all placed
 
+    def draw(self) -> int | None:
+        """The next exploration candidate: a uniformly random, not yet drawn pool item."""
+        pool = self.pool
+        if not pool:
+            return None
+        j = self.rng.randrange(len(pool))
+        pool[j], pool[-1] = pool[-1], pool[j]
+        return pool.pop()
+
     def fill_window(
-        self, groups: list[_Group], explore_at: set[int], pool: list[int], size: int
+        self, groups: list[_Group], order: list[int], explore_at: set[int], size: int
     ) -> list[Placed]:
-        rules, snap, used = self.rules, self.snap, self.used
-        merchant, creator, category, tier = (
-            snap.merchant_l,
-            snap.creator_l,
-            snap.category_l,
-            snap.tier_l,
-        )
+        rules, used, ranked = self.rules, self.used, self.ranked
+        attrs = self.snap.attrs  # per item: (merchant, creator, category, tier), -1: none
         max_m, max_c, max_k = rules.max_per_merchant, rules.max_per_creator, rules.max_per_category
         tier_max = self.tier_max
-        w = rules.window
         per_merchant: dict[int, int] = {}
         per_creator: dict[int, int] = {}
         per_category: dict[int, int] = {}
@@ -192,60 +214,59 @@ class _State:
         def fits(i: int) -> bool:
             if i in used:
                 return False
-            m, c, k, t = merchant[i], creator[i], category[i], tier[i]
+            m, c, k, t = attrs[i]
             if m >= 0 and per_merchant.get(m, 0) >= max_m:
                 return False
             if c >= 0 and per_creator.get(c, 0) >= max_c:
                 return False
             if k >= 0 and per_category.get(k, 0) >= max_k:
                 return False
-            return not (t in tier_max and per_tier.get(t, 0) >= tier_max[t])
+            return not (tier_max and t in tier_max and per_tier.get(t, 0) >= tier_max[t])
 
-        def place(i: int, boost: str | None) -> None:
+        def place(i: int, rank: int | None, boost: str | None) -> None:
             used.add(i)
-            for key, counter in (
-                (merchant[i], per_merchant),
-                (creator[i], per_creator),
-                (category[i], per_category),
-                (tier[i], per_tier),
-            ):
-                if key >= 0:
-                    counter[key] = counter.get(key, 0) + 1
+            m, c, k, t = attrs[i]
+            if m >= 0:
+                per_merchant[m] = per_merchant.get(m, 0) + 1
+            if c >= 0:
+                per_creator[c] = per_creator.get(c, 0) + 1
+            if k >= 0:
+                per_category[k] = per_category.get(k, 0) + 1
+            if t >= 0:
+                per_tier[t] = per_tier.get(t, 0) + 1
             for g_i, g in enumerate(groups):
-                if g.mask[i]:
+                if g.member[i]:
                     counts[g_i] += 1
-            r = self.reason_at.get(i)
             boosts = [boost] if boost else []
-            if r is None:  # a pool item with no organic reason: the boost is the reason
+            if rank is None:  # a pool item with no organic reason: the boost is the reason
                 code = "explore" if boost == BOOST_TEXT["explore"] else "boost"
                 window.append(Placed(i, code, boost or "picked for you", boosts))
             else:
-                window.append(Placed(i, self.ranked.codes[r], self.ranked.texts[r], boosts))
+                window.append(Placed(i, ranked.code(rank), ranked.text(rank), boosts))
 
-        items = self.ranked.items
+        items = ranked.items
         for p in range(size):
             placed = False
             if p in explore_at:
-                while pool and not placed:
-                    i = pool.pop()
+                while not placed:
+                    i = self.draw()
+                    if i is None:
+                        break
                     if fits(i):
-                        place(i, BOOST_TEXT["explore"])
+                        place(i, _rank_of(items, i), BOOST_TEXT["explore"])
                         placed = True
             if not placed and groups:
-                deficits = [
-                    (math.ceil(g.need * (p + 1) / w) - counts[g_i], g_i)
-                    for g_i, g in enumerate(groups)
-                ]
-                for deficit, g_i in sorted(deficits, reverse=True):
-                    if deficit <= 0:
-                        break
+                for g_i in sorted(order, key=lambda g_i: counts[g_i] - groups[g_i].required[p]):
                     g = groups[g_i]
+                    if g.required[p] - counts[g_i] <= 0:
+                        break
                     members = g.members
-                    while g.pos < len(members) and members[g.pos] in used:
+                    while g.pos < len(members) and items[members[g.pos]] in used:
                         g.pos += 1
-                    for i in members[g.pos :]:
+                    for rank in members[g.pos :]:
+                        i = items[rank]
                         if fits(i):
-                            place(i, g.label)
+                            place(i, rank, g.label)
                             placed = True
                             break
                     if placed:
@@ -253,20 +274,29 @@ class _State:
             if not placed:
                 while self.head < len(items) and items[self.head] in used:
                     self.head += 1
-                for i in items[self.head :]:
+                for rank in range(self.head, len(items)):
+                    i = items[rank]
                     if fits(i):
-                        place(i, None)
+                        place(i, rank, None)
                         placed = True
                         break
             if not placed:  # caps exhausted every candidate: relax to the best unused one
-                for i in items[self.head :]:
+                for rank in range(self.head, len(items)):
+                    i = items[rank]
                     if i not in used:
-                        place(i, None)
+                        place(i, rank, None)
                         placed = True
                         break
             if not placed:
                 break
         return window
+
+
+def _rank_of(items: list[int], i: int) -> int | None:
+    try:
+        return items.index(i)
+    except ValueError:
+        return None
 
 
 def exposure_summary(
