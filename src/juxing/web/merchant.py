@@ -15,7 +15,7 @@ from juxing.catalog import service as catalog
 from juxing.commission import statements
 from juxing.deals import orders, refund_requests
 from juxing.deals import service as deals
-from juxing.deals.endpoints import buying, payment_provider
+from juxing.deals.endpoints import Ctx, payment_provider
 from juxing.kit.db import DbSession
 from juxing.kit.errors import Unprocessable
 from juxing.kit.time import utcnow
@@ -304,12 +304,13 @@ def refund(
     request: Request,
     user: MerchantPage,
     session: DbSession,
+    ctx: Ctx,
     reason: Annotated[str, Form(min_length=1, max_length=200)],
 ) -> Response:
     """Refund the whole order (the money goes back through the payment provider)."""
     orders.refund(
         session=session,
-        ctx=buying(request),
+        ctx=ctx,
         provider=payment_provider(request),
         order_id=order_id,
         user=user,
@@ -369,12 +370,12 @@ def refund_requests_page(
 
 @router.post("/merchant/refund-requests/{request_id}/approve")
 def approve_refund_request(
-    request_id: int, request: Request, user: MerchantPage, session: DbSession
+    request_id: int, request: Request, user: MerchantPage, session: DbSession, ctx: Ctx
 ) -> Response:
     """Approve: the refund is made (stock back by the deal's policy, commission clawed back)."""
     refund_requests.approve(
         session=session,
-        ctx=buying(request),
+        ctx=ctx,
         provider=payment_provider(request),
         request_id=request_id,
         user=user,

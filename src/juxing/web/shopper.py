@@ -20,7 +20,7 @@ from juxing.content import service as content
 from juxing.content import views as content_views
 from juxing.deals import orders, refund_requests
 from juxing.deals import service as deals
-from juxing.deals.endpoints import VISITOR_COOKIE, buying, deals_settings, payment_provider
+from juxing.deals.endpoints import VISITOR_COOKIE, Ctx, deals_settings, payment_provider
 from juxing.feed.engine import engine_for
 from juxing.kit.db import DbSession
 from juxing.kit.errors import NotFound, Unprocessable
@@ -249,6 +249,7 @@ def buy(
     request: Request,
     user: ShopperPage,
     session: DbSession,
+    ctx: Ctx,
     buy_key: Annotated[str, Form(min_length=8, max_length=64)],
     quantity: Annotated[int, Form(ge=1, le=100)] = 1,
     live_room_id: Annotated[int | None, Form(ge=1)] = None,
@@ -267,7 +268,7 @@ def buy(
         lambda: {
             "order_id": orders.reserve(
                 session=session,
-                ctx=buying(request),
+                ctx=ctx,
                 shopper=user,
                 deal_item_id=deal_item_id,
                 quantity=quantity,
@@ -305,6 +306,7 @@ def confirm_checkout(
     request: Request,
     user: ShopperPage,
     session: DbSession,
+    ctx: Ctx,
     outcome: Annotated[str, Form(pattern="^(succeeded|failed)$")],
 ) -> Response:
     """The sandbox provider confirms (or declines) the charge with its signed callback,
@@ -318,7 +320,7 @@ def confirm_checkout(
         currency=payment.currency,
     )
     orders.handle_callback(
-        session=session, ctx=buying(request), provider=provider, body=body, signature=signature
+        session=session, ctx=ctx, provider=provider, body=body, signature=signature
     )
     return redirect(f"/orders/{payment.order_id}")
 
@@ -418,11 +420,11 @@ def cancel_refund_request(request_id: int, user: AnyPage, session: DbSession) ->
 
 
 @router.post("/orders/{order_id}/cancel")
-def cancel_order(order_id: int, request: Request, user: AnyPage, session: DbSession) -> Response:
+def cancel_order(order_id: int, user: AnyPage, session: DbSession, ctx: Ctx) -> Response:
     """Cancel an unpaid order; its stock goes back on sale."""
     orders.cancel(
         session=session,
-        ctx=buying(request),
+        ctx=ctx,
         order_id=order_id,
         reason="shopper_cancelled",
         user=user,
