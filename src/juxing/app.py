@@ -32,15 +32,17 @@ SESSION_COOKIE = "juxing_session"
 def api_router() -> APIRouter:
     """Every domain's endpoints under ``/api/v1``."""
     api = APIRouter(prefix=API_PREFIX)
+    from juxing.feed.endpoints import router as feed_router  # issue 5: feed
+
+    # Routes are matched in order, one by one: the hottest endpoint (GET /feed) goes first.
+    # No other router has paths under /events or /feed.
+    api.include_router(feed_router)
     api.include_router(accounts_router)
     from juxing.content.endpoints import router as content_router  # issue 4: content
     from juxing.search.endpoints import router as search_router  # issue 4: search
 
     api.include_router(content_router)  # issue 4: content
     api.include_router(search_router)  # issue 4: search
-    from juxing.feed.endpoints import router as feed_router  # issue 5: feed
-
-    api.include_router(feed_router)
     from juxing.marketplace.endpoints import router as marketplace_router  # issue 7
 
     api.include_router(marketplace_router)

@@ -24,22 +24,7 @@ from juxing.feed.viewer import fast_viewer, slow_viewer
 from juxing.kit.auth import CurrentUser, OperatorUser
 from juxing.kit.db import Database, DbSession
 
-router = APIRouter(tags=["feed"])
-
-
-@router.post("/events", response_model=EventBatchResult)
-def post_events(
-    body: EventBatchIn, user: CurrentUser, session: DbSession, response: Response
-) -> EventBatchResult:
-    """Record up to 1,000 behaviour events of the caller.
-
-    Each event is validated on its own: the invalid ones come back in ``errors`` (with their
-    index and field paths) while the valid ones are stored. Re-sending an event with the same
-    ``client_event_id`` stores nothing new (it is counted in ``duplicates``).
-    """
-    result = service.ingest_events(session=session, user_id=user.id, raw_events=body.events)
-    response.status_code = 200 if result.rejected == 0 else 207
-    return result
+router = APIRouter(tags=["feed"])  # GET /feed first: the hottest route is matched first
 
 
 @router.get("/feed", response_model=FeedPage)
@@ -75,6 +60,21 @@ def _feed_body(request: Request, limit: int, cursor: str | None) -> bytes:
         shopper = reads.shopper(user_id)
     # Built from the snapshot's own typed arrays: documented by FeedPage, not re-validated.
     return engine.feed_json(shopper, limit=limit, cursor=cursor)
+
+
+@router.post("/events", response_model=EventBatchResult)
+def post_events(
+    body: EventBatchIn, user: CurrentUser, session: DbSession, response: Response
+) -> EventBatchResult:
+    """Record up to 1,000 behaviour events of the caller.
+
+    Each event is validated on its own: the invalid ones come back in ``errors`` (with their
+    index and field paths) while the valid ones are stored. Re-sending an event with the same
+    ``client_event_id`` stores nothing new (it is counted in ``duplicates``).
+    """
+    result = service.ingest_events(session=session, user_id=user.id, raw_events=body.events)
+    response.status_code = 200 if result.rejected == 0 else 207
+    return result
 
 
 @router.get("/feed/policies", response_model=list[PolicyOut])

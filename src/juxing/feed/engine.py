@@ -74,6 +74,10 @@ ACTION_WEIGHT = {"buy": 1.5, "cart": 1.3, "fav": 1.2, "share": 1.1}
 SEEN_ACTIONS = frozenset({"view", "click", "buy"})
 DEFAULT_RULES = PolicyRules()  # pools are prepared for the default policy when none is active
 DEAL_STATE_TTL_S = 1.0  # a feed card's deal state (stock left, status) is at most 1 s old
+LOOP_S = 0.25  # the background thread's period
+DEAL_SHOWN_S = 60.0  # deal items shown this recently are re-read ahead of expiry
+DEAL_BATCH = 200  # deal states per card_states call of the background thread
+MAX_DEAL_STATES = 20_000
 ACTION_VERB = {
     "view": "viewed",
     "click": "viewed",
@@ -157,13 +161,14 @@ class FeedEngine:
         self._checked_at = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._explore_cache: tuple[int, list[int]] | None = None
         self._global_cache: tuple[tuple[int, float, int], GlobalCandidates] | None = None
         self._fragments: tuple[int, dict[int, str]] = (0, {})
         self._strings: dict[str, str] = {}
-        # deal item id -> (expires at, live state or None)
+        # deal item id -> (expires at, live state or None); and when it was last shown
         self._deal_states: dict[int, tuple[float, DealState | None]] = {}
+        self._deal_shown: dict[int, float] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -171,33 +176,37 @@ class FeedEngine:
         if self.background:
             self._recover()
         self.refresh(force=True)
-        if self.background and self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="juxing-feed", daemon=True)
-            self._thread.start()
+        if self.background and not self._threads:
+            for target, name in ((self._loop, "juxing-feed"), (self._write_loop, "juxing-feed-w")):
+                thread = threading.Thread(target=target, name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
         self.touches.flush(self.db, utcnow())
         self.impressions.close(self.db)
 
     def _loop(self) -> None:
-        flushed = recovered = time.monotonic()
-        while not self._stop.wait(1.0):
+        """Keep the serving state fresh: snapshot, model, policy, festival-deal states."""
+        while not self._stop.wait(LOOP_S):
             try:
-                now = time.monotonic()
-                if now - flushed >= FLUSH_EVERY_S:
-                    flushed = now
-                    self.impressions.flush(self.db)
-                self.touches.flush(self.db, utcnow())
                 self.refresh()
                 self._prefetch_deal_states()
-                if now - recovered >= RECOVER_EVERY_S:
-                    recovered = now
-                    self._recover()
             except Exception:
                 log.exception("feed refresh failed; serving the previous state")
+
+    def _write_loop(self) -> None:
+        """Write impressions and token touches in batches; replay orphaned journals."""
+        recovered = time.monotonic()
+        while not self._stop.wait(FLUSH_EVERY_S):
+            self.touches.flush(self.db, utcnow())
+            self.impressions.flush(self.db)
+            if time.monotonic() - recovered >= RECOVER_EVERY_S:
+                recovered = time.monotonic()
+                self._recover()
 
     def _recover(self) -> None:
         try:
@@ -480,14 +489,16 @@ class FeedEngine:
         self, deal_ids: list[int], session: Session | None
     ) -> dict[int, DealState | None]:
         """Live state of the page's festival-deal items: the cached state when read in the
-        last ``DEAL_STATE_TTL_S``, else one batched ``card_states`` call for the rest."""
+        last ``DEAL_STATE_TTL_S`` (the background thread re-reads the recently shown ones
+        every second), else one batched ``card_states`` call for the rest."""
         if not self.background:  # tests and scripts: always the current state
             return self._read_deal_states(deal_ids, session)
         now = time.monotonic()
-        cache = self._deal_states
+        cache, shown = self._deal_states, self._deal_shown
         out: dict[int, DealState | None] = {}
         missing = []
         for d in deal_ids:
+            shown[d] = now
             got = cache.get(d)
             if got is None or got[0] <= now:
                 missing.append(d)
@@ -501,19 +512,34 @@ class FeedEngine:
 
     def _remember(self, states: dict[int, DealState | None], now: float) -> None:
         cache = self._deal_states
-        if len(cache) > 50_000:
+        if len(cache) > MAX_DEAL_STATES:
             cache.clear()
         expires = now + DEAL_STATE_TTL_S
         for d, state in states.items():
             cache[d] = (expires, state)
 
     def _prefetch_deal_states(self) -> None:
-        """Refresh the state of the festival deals every feed offers (the global pool), so
-        requests find them cached; rarer deal items are read on demand."""
-        snap = self.snapshot
-        ids = [d for d in (snap.deal_item_l[i] for i in snap.deals[:40]) if d is not None]
-        if ids:
-            self._remember(self._read_deal_states(ids, None), time.monotonic())
+        """Re-read, just before they expire, the states of the festival deals every feed
+        offers (the global pool) and of those shown in the last ``DEAL_SHOWN_S``, in
+        batches: requests then find them cached, and only a deal item not shown for a while
+        is read on a request's path."""
+        snap, now = self.snapshot, time.monotonic()
+        ids = {d for d in (snap.deal_item_l[i] for i in snap.deals[:40]) if d is not None}
+        shown = self._deal_shown
+        for d, at in list(shown.items()):
+            if now - at > DEAL_SHOWN_S:
+                shown.pop(d, None)
+            else:
+                ids.add(d)
+        # Those that would expire before the next pass (each is re-read every ~0.75 s).
+        due, cache = now + LOOP_S + 0.1, self._deal_states
+        batch = sorted(d for d in ids if (got := cache.get(d)) is None or got[0] <= due)
+        batch = batch[:MAX_DEAL_STATES]
+        for start in range(0, len(batch), DEAL_BATCH):
+            chunk = batch[start : start + DEAL_BATCH]
+            self._remember(self._read_deal_states(chunk, None), time.monotonic())
+            if self._stop.wait(0.005):  # let requests have the interpreter between batches
+                return
 
     def _read_deal_states(
         self, deal_ids: list[int], session: Session | None
@@ -615,7 +641,7 @@ class FeedEngine:
         parts_i: list[np.ndarray] = [glob.items]
         parts_s: list[np.ndarray] = [glob.scores]
         parts_r: list[np.ndarray] = [glob.reasons]
-        seen_set = np.unique(np.asarray(seen, dtype=np.int64))
+        seen_set = np.array(sorted(set(seen)), dtype=np.int64)
         if loaded is not None and history:
             got = _model_candidates(loaded, snap, history, seen_set, base=len(codes))
             if got is not None:
