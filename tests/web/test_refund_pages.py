@@ -99,12 +99,17 @@ def test_shopper_asks_and_the_shop_approves_in_its_console(app, client, session)
         assert twice.status_code == 409
         done = shop.get("/merchant/refund-requests?status=approved").text
         assert f'data-refund-request="{req.id}" data-status="approved"' in done
+        shop_inbox = shop.get("/inbox").text
+        assert "A shopper asked for a refund" in shop_inbox
+        assert f'href="/orders/{order.id}"' in shop_inbox
     (req,) = _requests(session, order.id)
     assert req.status == "approved" and req.refund_id is not None
     o = session.get(Order, order.id)
     assert o.refunded_minor == 9_900 and o.status == "paid"
     page = client.get(f"/orders/{order.id}").text
     assert "Approved" in page and "Request a refund" in page, "the other unit may be asked for"
+    inbox = client.get("/inbox").text
+    assert "Your refund request was approved" in inbox and f'href="/orders/{order.id}"' in inbox
 
 
 def test_shop_rejects_and_shopper_withdraws(app, client, session):

@@ -28,6 +28,7 @@ from juxing.kit.idempotency import Idempotency
 from juxing.kit.time import utcnow
 from juxing.models.accounts import User
 from juxing.models.content import FollowTarget, LiveRoom, LiveRoomItem, LiveRoomStatus
+from juxing.models.marketplace import MarketplaceNotification
 from juxing.search import service as search
 from juxing.web.i18n import N_
 from juxing.web.pages import AnyPage, MaybeUser, ShopperPage, redirect, render
@@ -58,6 +59,14 @@ REFUND_REASONS = {
     "wrong_item": N_("Wrong item or size"),
     "changed_mind": N_("I changed my mind"),
     "other": N_("Another reason"),
+}
+# Refund-request notices (the marketplace's notifications), by kind.
+REFUND_NOTICES = {
+    "refund_requested": N_("A shopper asked for a refund"),
+    "refund_cancelled": N_("A shopper withdrew a refund request"),
+    "refund_approved": N_("Your refund request was approved"),
+    "refund_rejected": N_("Your refund request was rejected"),
+    "refund_auto_approved": N_("A refund request was approved automatically"),
 }
 REFUND_STATUSES = {
     "open": N_("Waiting for the shop"),
@@ -545,10 +554,26 @@ def inbox(request: Request, user: AnyPage, session: DbSession) -> HTMLResponse:
         for f in follows
         if f.target_kind == FollowTarget.CREATOR
     }
+    refund_notices = session.scalars(
+        select(MarketplaceNotification)
+        .where(
+            MarketplaceNotification.user_id == user.id,
+            MarketplaceNotification.kind.in_(REFUND_NOTICES),
+        )
+        .order_by(MarketplaceNotification.id.desc())
+        .limit(20)
+    ).all()
     return render(
         request,
         "shopper/inbox.html",
-        {"items": items, "total": total, "unread": unread, "creators": creators},
+        {
+            "items": items,
+            "total": total,
+            "unread": unread,
+            "creators": creators,
+            "refund_notices": refund_notices,
+            "refund_notice_labels": REFUND_NOTICES,
+        },
     )
 
 
