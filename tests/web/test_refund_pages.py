@@ -85,6 +85,8 @@ def test_shopper_asks_and_the_shop_approves_in_its_console(app, client, session)
         assert console.status_code == 200
         assert f'data-refund-request="{req.id}"' in console.text
         assert "It arrived damaged" in console.text and "¥99.00" in console.text
+        listing = shop.get("/merchant/orders").text
+        assert "Refund requested" in listing and 'href="/merchant/refund-requests"' in listing
         r = shop.post(
             f"/merchant/refund-requests/{req.id}/approve",
             data={"csrf_token": csrf_of(console.text)},

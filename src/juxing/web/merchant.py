@@ -280,6 +280,19 @@ def orders_page(
         status=status or None,
         limit=100,
     )
+    from juxing.models.refund_requests import RefundRequest
+
+    asked = (
+        set(
+            session.scalars(
+                select(RefundRequest.open_order_id).where(
+                    RefundRequest.open_order_id.in_([o.id for o in rows])
+                )
+            ).all()
+        )
+        if rows
+        else set()
+    )
     return render(
         request,
         "merchant/orders.html",
@@ -288,6 +301,7 @@ def orders_page(
             "total": total,
             "status": status or "",
             "names": _merchant_names(merchants),
+            "refund_asked": asked,
         },
     )
 
