@@ -61,7 +61,7 @@ def deals_settings(request: Request) -> DealsSettings:
     return getattr(request.app.state, "deals_settings", None) or get_deals_settings()
 
 
-async def buying(request: Request) -> orders.Buying:  # no I/O: no worker thread
+def buying(request: Request) -> orders.Buying:
     return orders.Buying(
         redis_client=request.app.state.redis,
         order_timeout_s=deals_settings(request).order_timeout_s,
@@ -76,7 +76,11 @@ def payment_provider(request: Request) -> SimulatedProvider:
     return provider_for(ds.payment_provider, secret=secret)
 
 
-Ctx = Annotated[orders.Buying, Depends(buying)]
+async def _buying(request: Request) -> orders.Buying:  # no I/O: no worker thread
+    return buying(request)
+
+
+Ctx = Annotated[orders.Buying, Depends(_buying)]
 Provider = Annotated[SimulatedProvider, Depends(payment_provider)]
 
 
