@@ -465,7 +465,8 @@ def attribute_and_post(
         ),
     )
 
-    if postgres and result.transactions * 5 > t_mark:
+    fresh_ledger = postgres and result.transactions * 5 > t_mark  # as for commissions above
+    if fresh_ledger:
         session.execute(text("ANALYZE ledger_transactions, ledger_accounts"))
 
     # 4. Its entries, leg by leg (zero legs are not written, as in ``ledger.post``).
@@ -511,6 +512,8 @@ def attribute_and_post(
         .values(balance_minor=acc.c.balance_minor + moved)
         .execution_options(synchronize_session=False)
     )
+    if fresh_ledger:  # for the next chunk's plans and for reconciliation's sums
+        session.execute(text("ANALYZE ledger_entries"))
     return result
 
 

@@ -66,13 +66,26 @@ class LedgerTransaction(IdMixin, Base):
 
 
 class LedgerEntry(IdMixin, Base):
-    """One signed amount on one account; immutable once written."""
+    """One signed amount on one account; immutable once written.
+
+    Both indexes carry the amount and currency, so reconciliation's sums per transaction
+    and per account (and a posting's balance delta) are read from the index alone.
+    """
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_entries_account_id_id", "account_id", "id"),)
+    __table_args__ = (
+        Index(
+            "ix_ledger_entries_transaction_cover",
+            "transaction_id",
+            "account_id",
+            "amount_minor",
+            "currency",
+        ),
+        Index("ix_ledger_entries_account_cover", "account_id", "id", "amount_minor", "currency"),
+    )
 
     transaction_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("ledger_transactions.id", ondelete="RESTRICT"), index=True
+        BigId, ForeignKey("ledger_transactions.id", ondelete="RESTRICT")
     )
     account_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("ledger_accounts.id", ondelete="RESTRICT")

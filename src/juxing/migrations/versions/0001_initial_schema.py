@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 02:05:09.251936
+Create Date: 2026-11-27 02:38:58.590214
 """
 
 from collections.abc import Sequence
@@ -697,9 +697,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_entries")),
     )
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.create_index("ix_ledger_entries_account_id_id", ["account_id", "id"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_ledger_entries_transaction_id"), ["transaction_id"], unique=False
+            "ix_ledger_entries_account_cover",
+            ["account_id", "id", "amount_minor", "currency"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_ledger_entries_transaction_cover",
+            ["transaction_id", "account_id", "amount_minor", "currency"],
+            unique=False,
         )
 
     op.create_table(
@@ -2501,8 +2507,8 @@ def downgrade() -> None:
 
     op.drop_table("live_rooms")
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_ledger_entries_transaction_id"))
-        batch_op.drop_index("ix_ledger_entries_account_id_id")
+        batch_op.drop_index("ix_ledger_entries_transaction_cover")
+        batch_op.drop_index("ix_ledger_entries_account_cover")
 
     op.drop_table("ledger_entries")
     with op.batch_alter_table("inbox_items", schema=None) as batch_op:
