@@ -151,3 +151,131 @@ def _buy_walks(session, world) -> None:
             )
     insert_new(session, rows)
     session.flush()
+
+
+def test_feed_json_is_the_documented_page(kit, session, db, tmp_path):
+    """The endpoint's JSON (assembled from per-item fragments) is the FeedPage that
+    ``feed_payload`` builds for the same shopper and cursor, and validates against it."""
+    import json
+
+    from juxing.feed.engine import _encode_cursor
+    from juxing.feed.schemas import FeedPage
+
+    world = kit.build(session)
+    _buy_walks(session, world)
+    shopper, _auth = kit.user(session)
+    kit.follow(session, shopper, "creator", world.creators[1].id)
+    _buy_walks_for(session, shopper.id, world)
+    training.train(db, tmp_path)
+    engine = FeedEngine(db, tmp_path, background=False)
+    engine.start()
+    cursor = _encode_cursor(0, 1234)  # the first page, with a fixed seed
+    expected = engine.feed_payload(
+        session, user_id=shopper.id, limit=20, cursor=cursor, log_impressions=False
+    )
+    with db.dbapi_connection() as conn:
+        who = engine.reads(conn).shopper(shopper.id)
+    assert who.recent and who.follows
+    got = json.loads(engine.feed_json(who, limit=20, cursor=cursor, log_impressions=False))
+    FeedPage.model_validate(got)
+    assert got.pop("feed_id") and expected.pop("feed_id")
+    assert got == expected
+    codes = {i["reason_code"] for i in got["items"]}
+    assert {"because_you_viewed", "follow"} <= codes, codes
+
+
+def test_a_due_token_touch_is_recorded_by_the_feed(kit, client, session):
+    kit.build(session)
+    user, auth = kit.user(session)
+    old = utcnow() - timedelta(hours=1)
+    session.execute(update(ApiToken).where(ApiToken.user_id == user.id).values(last_used_at=old))
+    session.flush()
+    assert client.get(FEED, headers=auth).status_code == 200
+    token = session.query(ApiToken).filter(ApiToken.user_id == user.id).one()
+    session.refresh(token)
+    assert token.last_used_at is not None and token.last_used_at > old + timedelta(minutes=59)
+    recorded = token.last_used_at
+    assert client.get(FEED, headers=auth).status_code == 200  # used just now: no new write
+    session.refresh(token)
+    assert token.last_used_at == recorded
+
+
+def test_impressions_journal_is_replayed_after_a_crash(db, session, tmp_path):
+    """Pages journaled by a process that died before writing them are written by the next
+    one, once; a live process's journal is left alone."""
+    import os
+
+    from sqlalchemy import func, select
+
+    from juxing.feed.impressions import ImpressionLog, recover, shown_text, write_pages
+    from juxing.models.feed import FeedImpression
+
+    def count() -> int:
+        return session.scalar(select(func.count()).select_from(FeedImpression)) or 0
+
+    folder = tmp_path / "journal"
+    shown = shown_text(utcnow())
+    pages = [
+        (
+            f"{n:032x}",
+            7,
+            None,
+            shown,
+            0,
+            [("product", 1, 2, "trending"), ("post", 3, None, "fresh")],
+        )
+        for n in range(1, 4)
+    ]
+    dead = ImpressionLog(folder)
+    for page in pages:
+        dead.add(page)
+    segment = dead._segment
+    assert segment is not None and segment.path.is_file()
+    before = count()
+    assert recover(db, folder) == 0  # locked by its (live) writer: not touched
+    assert segment.path.is_file()
+    write_pages(db, pages[:1])  # the crash came after the first page's batch committed
+    os.close(segment.fd)  # the process dies: its lock goes, the file stays
+    assert recover(db, folder) == 4  # pages 2 and 3 (two rows each); page 1 not again
+    assert not segment.path.exists()
+    assert count() == before + 6
+    assert recover(db, folder) == 0
+    live = ImpressionLog(folder)
+    live.add(pages[0])
+    assert live.flush(db) == 2 and live._segment is None and not list(folder.glob("*.jsonl"))
+
+
+def _buy_walks_for(session, user_id: int, world) -> None:
+    from juxing.feed.events import insert_new
+
+    now = utcnow()
+    rows = [
+        {
+            "source": "app",
+            "user_id": user_id,
+            "action": "view",
+            "target_type": "product",
+            "target_id": world.products[step].id,
+            "category_id": None,
+            "dwell_ms": None,
+            "client_event_id": f"me-{step}",
+            "occurred_at": now - timedelta(minutes=10 - step),
+            "received_at": now,
+        }
+        for step in range(3)
+    ]
+    insert_new(session, rows)
+    session.flush()
+
+
+def test_grouped_order_is_lexsort_by_item_then_best_score():
+    from juxing.feed.ranking import grouped_order
+
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        n = int(rng.integers(1, 600))
+        items = rng.integers(-1, 300, n)
+        scores = np.round(rng.normal(0, 3, n), 2)  # ties included
+        expected = np.lexsort((-scores, items))
+        got = grouped_order(items, scores)
+        assert (items[got] == items[expected]).all() and (scores[got] == scores[expected]).all()

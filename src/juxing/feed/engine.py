@@ -53,7 +53,7 @@ from juxing.feed.impressions import (
     shown_text,
 )
 from juxing.feed.neighbours import build_neighbours, load_neighbours, save_neighbours
-from juxing.feed.ranking import Placed, Ranked, merge, rerank
+from juxing.feed.ranking import Placed, Ranked, grouped_order, merge, rerank
 from juxing.feed.reads import FeedReads, Shopper
 from juxing.feed.schemas import DealStateOut, FeedItemOut, FeedPage, PolicyRules
 from juxing.kit.db import Database
@@ -792,7 +792,7 @@ def _model_candidates(
     )
     flat = loaded.nbr[h].ravel()
     contrib = (loaded.nbr_score[h] * weight[:, None]).ravel()
-    order = np.lexsort((-contrib, flat))
+    order = grouped_order(flat, contrib)
     grouped = flat[order]
     start = np.empty(len(grouped), dtype=bool)
     start[:1] = True
