@@ -7,7 +7,12 @@ import pytest
 
 from juxing.recsys.data import Interactions
 from juxing.recsys.pipeline import make_model
-from juxing.recsys.sequential import TransitionEASERecommender, _spd_inverse, _without
+from juxing.recsys.sequential import (
+    TransitionEASERecommender,
+    _spd_inverse,
+    _transpose_in_place,
+    _without,
+)
 
 from .conftest import synthetic_sequences
 
@@ -54,6 +59,8 @@ def test_hold_out_last_tunes_then_keeps_the_fit_on_all_data(data: Interactions) 
         tuned.recommend(histories, k=5).items, plain.recommend(histories, k=5).items
     )
     assert tuned._precision is None and tuned._design is None  # nothing large kept
+    for name in ("ease", "ridge"):  # sparse @ dense would copy a Fortran-ordered operand
+        assert getattr(tuned, name).flags.c_contiguous
 
 
 def test_hold_out_last_on_a_model_without_tuning_is_a_plain_fit(data: Interactions) -> None:
@@ -69,8 +76,23 @@ def test_spd_inverse_in_place_is_the_inverse() -> None:
     rng = np.random.default_rng(0)
     for n in (1, 5, 1030, 2100):  # below, across and beyond one mirrored block
         x = rng.random((n + 3, n), dtype=np.float32)
-        a = (x.T @ x + np.eye(n, dtype=np.float32)).astype(np.float32)
-        inv = _spd_inverse(a.copy())
-        assert inv.flags.c_contiguous
-        np.testing.assert_allclose(inv, inv.T, atol=0)
-        np.testing.assert_allclose(inv @ a, np.eye(n), atol=2e-3)
+        a = (x.T @ x + n * np.eye(n, dtype=np.float32)).astype(np.float32)  # well conditioned
+        for given in (
+            np.array(a, order="C"),
+            np.array(a, order="F"),
+        ):  # sparse products give either order
+            inv = _spd_inverse(given)
+            assert inv.flags.c_contiguous
+            assert np.shares_memory(inv, given)  # no n x n copy
+            np.testing.assert_allclose(inv, inv.T, atol=0)
+            np.testing.assert_allclose(inv @ a, np.eye(n), atol=2e-3)
+
+
+def test_transpose_in_place() -> None:
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 512, 1300):
+        a = rng.random((n, n), dtype=np.float32)
+        expected = a.T.copy()
+        out = _transpose_in_place(a)
+        assert out is a
+        np.testing.assert_array_equal(out, expected)

@@ -31,6 +31,7 @@ from juxing.recsys.data import History, Interactions, histories_to_csr
 _EPS = np.float32(1e-12)
 _TRANS_DECAYS = (0.1, 0.5)  # query decays the tuning grid tries
 _EASE_DECAYS = (0.3, 0.6, 1.0)
+_BLOCK = 512  # rows / columns per block when mirroring or transposing n x n matrices
 _LOO_BATCH = 1000  # tuning users per batch of leave-one-out corrections (memory bound)
 
 
@@ -124,8 +125,9 @@ class TransitionEASERecommender(Recommender):
             gram = np.asarray((design.x.T @ design.x).toarray(), dtype=np.float32)
             gram[np.diag_indices_from(gram)] += np.float32(p["ridge_l2"])
             ridge_prec = _spd_inverse(gram)
-        # precision matrices are symmetric: prec @ xy; C-contiguous (row-major products later)
-        self.ridge = np.ascontiguousarray((xy.T @ ridge_prec).T, dtype=np.float32)
+        # precision matrices are symmetric: W' = xy' @ prec, then W C-ordered for the row-major
+        # products at scoring time (transposed in place: no second n x n array)
+        self.ridge = _transpose_in_place(np.asarray(xy.T.tocsr() @ ridge_prec, dtype=np.float32))
         # kept for the leave-one-out tuning only (None otherwise / when shared with EASE)
         self._design = design if keep_precision else None
         self._precision = ridge_prec if keep_precision and ridge_prec is not prec else None
@@ -291,12 +293,36 @@ class TransitionEASERecommender(Recommender):
             0.1 if current["trans_decay"] not in trans else current["trans_decay"]
         )
 
+        rows = np.arange(len(ts))
+        base = ridge + pop  # the fixed part; seen items can never be recommended: -inf
+        mask_seen(base, hs)
+        seen_target = ~np.isfinite(base[rows, ts])
+        gains = 1.0 / np.log2(np.arange(10) + 2.0)
+        buf, tmp = np.empty_like(base), np.empty_like(base)
+        above = np.empty(base.shape, dtype=bool)
+        tried: dict[tuple[float, ...], float] = {}
+
         def objective(c: dict[str, float]) -> float:
-            s = ridge + c["trans_weight"] * trans[c["trans_decay"]]
-            s = s + c["ease_weight"] * ease[c["ease_decay"]] + pop
-            if attr is not None and c["attr_weight"]:
-                s = s + c["attr_weight"] * attr
-            return _ndcg_at(s, hs, ts, 10)
+            """NDCG@10 of the blend ``c`` (computed in place: the arrays are large)."""
+            key = tuple(c[k] for k in grid)
+            if key in tried:
+                return tried[key]
+            terms = [(c["trans_weight"], trans[c["trans_decay"]])]
+            terms.append((c["ease_weight"], ease[c["ease_decay"]]))
+            if attr is not None:
+                terms.append((c["attr_weight"], attr))
+            np.copyto(buf, base)
+            target = ridge[rows, ts] + pop[ts]
+            for weight, part in terms:
+                if weight:
+                    np.multiply(part, np.float32(weight), out=tmp)
+                    np.add(buf, tmp, out=buf)
+                    target += np.float32(weight) * part[rows, ts]
+            np.greater(buf, target[:, None], out=above)
+            rank = above.sum(axis=1)
+            hit = ~seen_target & (rank < 10)
+            tried[key] = float(np.where(hit, gains[np.minimum(rank, 9)], 0.0).mean())
+            return tried[key]
 
         best = objective(current)
         for _ in range(2):  # coordinate ascent, two sweeps
@@ -498,15 +524,16 @@ def _ease_from_precision(prec: np.ndarray, diag: np.ndarray) -> np.ndarray:
 
 
 def _spd_inverse(a: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive definite float32 matrix, in place of ``a`` (Cholesky).
+    """Inverse of a symmetric positive definite float32 matrix, C-ordered, in place of ``a``.
 
-    ``a`` is C-ordered and symmetric, so ``a.T`` is the same matrix in Fortran order: LAPACK
-    factorises and inverts it without a copy; the triangle it leaves is mirrored block by block.
+    ``a`` is symmetric, so in either memory order it is (or its transpose is) the same matrix in
+    Fortran order: LAPACK factorises (Cholesky) and inverts it without a copy; the triangle it
+    leaves is mirrored block by block.
     """
     n = a.shape[0]
     if n == 0:  # no item with enough interactions for the dense parts
         return a
-    f = a.T  # Fortran-ordered view, no copy
+    f = a if a.flags.f_contiguous else a.T
     chol, info = sla.lapack.spotrf(f, lower=1, overwrite_a=1, clean=0)
     if info != 0:
         raise np.linalg.LinAlgError(f"Cholesky factorisation failed (info={info})")
@@ -514,35 +541,32 @@ def _spd_inverse(a: np.ndarray) -> np.ndarray:
     if info != 0:
         raise np.linalg.LinAlgError(f"inverse failed (info={info})")
     out = inv.T  # C-ordered; the valid triangle is the upper one
-    if not np.shares_memory(out, a):
-        a[...] = out
-        out = a
-    step = 1024
-    for i in range(0, n, step):  # mirror the upper triangle into the lower one
-        j = min(i + step, n)
+    for i in range(0, n, _BLOCK):  # mirror the upper triangle into the lower one
+        j = min(i + _BLOCK, n)
         out[j:, i:j] = out[i:j, j:].T
         block = out[i:j, i:j]
         block[...] = np.triu(block) + np.triu(block, 1).T
     return out
 
 
+def _transpose_in_place(a: np.ndarray) -> np.ndarray:
+    """Transpose a square C-ordered matrix in place, block by block; returns ``a``."""
+    n = a.shape[0]
+    for i in range(0, n, _BLOCK):
+        j = min(i + _BLOCK, n)
+        a[i:j, i:j] = a[i:j, i:j].T.copy()
+        for k in range(j, n, _BLOCK):
+            m = min(k + _BLOCK, n)
+            upper = a[i:j, k:m].copy()
+            a[i:j, k:m] = a[k:m, i:j].T
+            a[k:m, i:j] = upper.T
+    return a
+
+
 def _row_normalise(s: np.ndarray) -> np.ndarray:
     top = np.abs(s).max(axis=1, keepdims=True)
     s /= np.maximum(top, _EPS)
     return s
-
-
-def _ndcg_at(
-    scores: np.ndarray, histories: Sequence[History], targets: np.ndarray, k: int
-) -> float:
-    """Mean NDCG@k of one target per row, full ranking with the history excluded."""
-    scores = scores.copy()
-    target_scores = scores[np.arange(len(targets)), targets].copy()
-    mask_seen(scores, histories)
-    hit_ok = np.isfinite(scores[np.arange(len(targets)), targets])
-    rank = (scores > target_scores[:, None]).sum(axis=1)
-    gain = np.where(hit_ok & (rank < k), 1.0 / np.log2(rank + 2.0), 0.0)
-    return float(gain.mean())
 
 
 def _rowdot(a: np.ndarray, b: sp.csr_matrix) -> np.ndarray:
