@@ -185,13 +185,12 @@ def _live_only_ids(session: Session, cards: Any) -> set[int]:
     ids = {c.deal_item_id for c in cards if c.deal_item_id}
     if not ids:
         return set()
-    return set(
-        session.scalars(
-            select(LiveRoomItem.deal_item_id).where(
-                LiveRoomItem.deal_item_id.in_(ids), LiveRoomItem.live_only.is_(True)
-            )
-        ).all()
-    )
+    found = session.scalars(
+        select(LiveRoomItem.deal_item_id).where(
+            LiveRoomItem.deal_item_id.in_(ids), LiveRoomItem.live_only.is_(True)
+        )
+    ).all()
+    return {i for i in found if i is not None}
 
 
 def _live_only_rooms(session: Session, deal_item_id: int) -> list[LiveRoom]:
