@@ -96,3 +96,13 @@ def test_transpose_in_place() -> None:
         out = _transpose_in_place(a)
         assert out is a
         np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("ridge_l2", [None, 10.0])
+def test_hold_out_last_without_any_dense_item(ridge_l2: float | None) -> None:
+    data = Interactions.from_sequences([[0, 1, 2], [1, 2, 3], [2, 3, 4, 0], [4]], n_items=6)
+    model = make_model("transition-ease", min_ease_count=100, ridge_l2=ridge_l2)
+    model.fit(data, hold_out_last=True)
+    assert model.ease.shape == (0, 0)
+    items = model.recommend([np.array([0, 1])], k=3).items[0]
+    assert items[0] == 2  # transitions still carry the list: 1 -> 2

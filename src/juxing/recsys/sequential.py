@@ -9,11 +9,15 @@
   items matrix, applied to the history with a (weaker) recency decay — the long-term taste;
 * a small popularity prior, which only breaks ties and serves empty histories.
 
+The next-item ridge regression (recent items -> next item) is solved with EASE's precision matrix
+(``ridge_l2=None``, the default), so a fit costs one dense Cholesky inverse.
+
 Each component's scores are normalised per history (divided by that row's maximum) before the
 weighted sum, so the blend weights mean the same on any data set. The blend weights and decays
 are chosen on a validation target when one is given to ``fit`` (the standard protocol passes the
-second-to-last item of each user); everything is numpy / scipy, and scoring any new history
-(including session events that arrived after training) is one sparse-dense product.
+second-to-last item of each user), or, with ``fit(data, hold_out_last=True)``, on each user's
+last item by exact leave-one-out from the one fit; everything is numpy / scipy, and scoring any
+new history (including session events that arrived after training) is one sparse-dense product.
 """
 
 from __future__ import annotations
