@@ -29,37 +29,32 @@ API_PREFIX = "/api/v1"
 SESSION_COOKIE = "juxing_session"
 
 
-def api_router() -> APIRouter:
-    """Every domain's endpoints under ``/api/v1``."""
-    api = APIRouter(prefix=API_PREFIX)
-    from juxing.feed.endpoints import router as feed_router  # issue 5: feed
-
-    # Routes are matched in order, one by one: the hottest endpoint (GET /feed) goes first.
-    # No other router has paths under /events or /feed.
-    api.include_router(feed_router)
-    api.include_router(accounts_router)
-    from juxing.content.endpoints import router as content_router  # issue 4: content
-    from juxing.search.endpoints import router as search_router  # issue 4: search
-
-    api.include_router(content_router)  # issue 4: content
-    api.include_router(search_router)  # issue 4: search
-    from juxing.marketplace.endpoints import router as marketplace_router  # issue 7
-
-    api.include_router(marketplace_router)
+def api_routers() -> list[APIRouter]:
+    """Every domain's endpoints; each is mounted under ``/api/v1``. (Included into the app
+    one by one rather than through one ``/api/v1`` router: each level of included routers
+    is walked again when a request is matched.)"""
     from juxing.analytics.endpoints import router as analytics_router  # issue 7
-
-    api.include_router(analytics_router)
-    from juxing.commission.endpoints import router as commission_router  # issue 6: commission
-
-    api.include_router(commission_router)  # issue 6: commission
     from juxing.catalog.endpoints import router as catalog_router  # issue 3: deals
+    from juxing.commission.endpoints import router as commission_router  # issue 6
+    from juxing.content.endpoints import router as content_router  # issue 4: content
     from juxing.deals.endpoints import router as deals_router  # issue 3: deals
     from juxing.deals.refund_endpoints import router as refund_requests_router  # issue 3
+    from juxing.feed.endpoints import router as feed_router  # issue 5: feed
+    from juxing.marketplace.endpoints import router as marketplace_router  # issue 7
+    from juxing.search.endpoints import router as search_router  # issue 4: search
 
-    api.include_router(catalog_router)  # issue 3: deals
-    api.include_router(deals_router)  # issue 3: deals
-    api.include_router(refund_requests_router)  # issue 3: refund requests
-    return api
+    return [
+        accounts_router,
+        content_router,
+        search_router,
+        feed_router,
+        marketplace_router,
+        analytics_router,
+        commission_router,
+        catalog_router,
+        deals_router,
+        refund_requests_router,
+    ]
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -125,7 +120,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         app.add_middleware(InflightLimitMiddleware, limit=settings.max_inflight_requests)
     app.add_middleware(RequestIdMiddleware)
 
-    app.include_router(api_router())
+    for router in api_routers():
+        app.include_router(router, prefix=API_PREFIX)
     from juxing.commission.endpoints import click_router  # issue 6: commission
 
     app.include_router(click_router)  # issue 6: commission

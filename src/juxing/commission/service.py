@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from juxing import ledger
@@ -72,15 +72,33 @@ def _clicked_by(shopper_id: int, visitor_id: str | None, placed: datetime) -> li
     ]
 
 
+def _any_click_statement(with_visitor: bool) -> Any:
+    who = Click.shopper_id == bindparam("shopper_id")
+    if with_visitor:
+        who = or_(who, Click.visitor_id == bindparam("visitor_id"))
+    return (
+        select(Click.id)
+        .where(who, Click.clicked_at <= bindparam("placed"), Click.clicked_at >= bindparam("opens"))
+        .limit(1)
+    )
+
+
+# Built once (the buy path runs it for every order): shopper only, shopper or visitor.
+_ANY_CLICK = {False: _any_click_statement(False), True: _any_click_statement(True)}
+
+
 def has_candidate_clicks(
     session: Session, *, shopper_id: int, visitor_id: str | None, placed_at: datetime
 ) -> bool:
     """Whether any click could be attributed an order placed by this shopper / visitor at
     ``placed_at`` (one indexed lookup; most orders follow no click)."""
-    found = session.execute(
-        select(Click.id).where(*_clicked_by(shopper_id, visitor_id, placed_at)).limit(1)
-    ).first()
-    return found is not None
+    params = {
+        "shopper_id": shopper_id,
+        "visitor_id": visitor_id,
+        "placed": placed_at,
+        "opens": placed_at - timedelta(days=POLICY.max_window_days),
+    }
+    return session.execute(_ANY_CLICK[bool(visitor_id)], params).first() is not None
 
 
 def _candidate_clicks(session: Session, order: Order) -> list[tuple[Click, TrackingLink]]:
