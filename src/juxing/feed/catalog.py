@@ -147,7 +147,7 @@ class CatalogSnapshot:
                 else self.new_creator_mask(int(value))
             )
             got = self._masks[cache_key] = mask.tolist()
-        return got  # type: ignore[no-any-return]
+        return got
 
     @property
     def attrs(self) -> list[tuple[int, int, int, int]]:
@@ -157,7 +157,19 @@ class CatalogSnapshot:
             got = self._masks[("attrs", 0.0)] = list(
                 zip(self.merchant_l, self.creator_l, self.category_l, self.tier_l, strict=True)
             )
-        return got  # type: ignore[no-any-return]
+        return got
+
+    @property
+    def positions(self) -> dict[str, dict[int, int]]:
+        """Per item type, item id -> snapshot index: the shopper's events are looked up
+        without building an ``index`` key string each."""
+        got = self._masks.get(("positions", 0.0))
+        if got is None:
+            got = {}
+            for i, (kind, item_id) in enumerate(zip(self.kind, self.ids_l, strict=True)):
+                got.setdefault(kind, {})[item_id] = i
+            self._masks[("positions", 0.0)] = got
+        return got
 
     def name_of(self, kind: str, ref: int) -> str:
         return self.names.get(f"{kind}:{ref}", f"{kind} {ref}")

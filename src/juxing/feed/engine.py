@@ -173,8 +173,6 @@ class FeedEngine:
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Load everything once, then keep it fresh in a daemon thread (if ``background``)."""
-        if self.background:
-            self._recover()
         self.refresh(force=True)
         if self.background and not self._threads:
             for target, name in ((self._loop, "juxing-feed"), (self._write_loop, "juxing-feed-w")):
@@ -199,7 +197,9 @@ class FeedEngine:
                 log.exception("feed refresh failed; serving the previous state")
 
     def _write_loop(self) -> None:
-        """Write impressions and token touches in batches; replay orphaned journals."""
+        """Write impressions and token touches in batches; replay orphaned journals (first
+        at start, off the requests' path)."""
+        self._recover()
         recovered = time.monotonic()
         while not self._stop.wait(FLUSH_EVERY_S):
             self.touches.flush(self.db, utcnow())
@@ -628,9 +628,10 @@ class FeedEngine:
         codes, texts = glob.codes, glob.texts
         history: list[tuple[int, str]] = []  # (snapshot index, action), newest first
         seen: list[int] = []
-        index = snap.index
+        positions = snap.positions  # item type -> {item id: snapshot index}
+        nowhere: dict[int, int] = {}
         for action, ttype, tid in shopper.recent:
-            i = index.get(f"{ttype}:{tid}")
+            i = positions.get(ttype, nowhere).get(tid)
             if i is not None:
                 history.append((i, action))
                 if action in SEEN_ACTIONS:

@@ -215,7 +215,7 @@ def _parse(data: bytes, path: Path) -> Iterator[Page]:
             # The last line of a killed writer may be torn; anything else is worth a look.
             log.warning("skipping unreadable line %d of impressions journal %s", n, path.name)
             continue
-        yield (feed_id, user_id, policy_id, shown, offset, [tuple(i) for i in items])  # type: ignore[misc]
+        yield (feed_id, user_id, policy_id, shown, offset, [tuple(i) for i in items])
 
 
 def _not_written(db: Database, pages: list[Page]) -> list[Page]:

@@ -16,6 +16,7 @@ An item placed to satisfy a minimum share keeps its own reason and gains a boost
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Sequence
@@ -107,7 +108,7 @@ class _Group:
     label: str
     members: list[int]  # ranks (positions in ``Ranked``) of the group's candidates, best first
     member: list[bool]  # per snapshot item: in the group
-    required: list[int]  # per window position p: ceil(need * (p + 1) / window)
+    required: tuple[int, ...]  # per window position p: ceil(need * (p + 1) / window)
     pos: int = 0  # members before this index are placed already
 
 
@@ -137,8 +138,7 @@ def rerank(
     def group(mask: np.ndarray, member: list[bool], share: float, label: str) -> None:
         need = math.ceil(share * w)
         members = np.flatnonzero(mask[arr]).tolist() if len(arr) else []
-        required = [math.ceil(need * (p + 1) / w) for p in range(w)]
-        groups.append(_Group(need, label, members, member, required))
+        groups.append(_Group(need, label, members, member, _paced(need, w)))
 
     if rules.longtail_share > 0:
         p = rules.longtail_percentile
@@ -167,11 +167,9 @@ def rerank(
     slots = rules.exploration_slots
     explore_at = {(j + 1) * w // (slots + 1) for j in range(slots)} if slots else set()
     state = _State(snap, rules, ranked, tier_max, list(explore_pool), random.Random(seed))
-    # Groups by index, highest first: among equal deficits the later group goes first.
-    order = list(range(len(groups) - 1, -1, -1))
     out: list[Placed] = []
     while len(out) < n:
-        window = state.fill_window(groups, order, explore_at, min(w, n - len(out)))
+        window = state.fill_window(groups, explore_at, min(w, n - len(out)))
         if not window:
             break
         out += window
@@ -206,9 +204,7 @@ class _State:
         pool[j], pool[-1] = pool[-1], pool[j]
         return pool.pop()
 
-    def fill_window(
-        self, groups: list[_Group], order: list[int], explore_at: set[int], size: int
-    ) -> list[Placed]:
+    def fill_window(self, groups: list[_Group], explore_at: set[int], size: int) -> list[Placed]:
         rules, used, ranked = self.rules, self.used, self.ranked
         attrs = self.snap.attrs  # per item: (merchant, creator, category, tier), -1: none
         max_m, max_c, max_k = rules.max_per_merchant, rules.max_per_creator, rules.max_per_category
@@ -265,10 +261,17 @@ class _State:
                         place(i, _rank_of(items, i), BOOST_TEXT["explore"])
                         placed = True
             if not placed and groups:
-                for g_i in sorted(order, key=lambda g_i: counts[g_i] - groups[g_i].required[p]):
+                # Groups behind their paced minimum, the largest deficit first (ties: the
+                # later group first).
+                behind = [
+                    (g.required[p] - counts[g_i], g_i)
+                    for g_i, g in enumerate(groups)
+                    if g.required[p] > counts[g_i]
+                ]
+                if len(behind) > 1:
+                    behind.sort(reverse=True)
+                for _deficit, g_i in behind:
                     g = groups[g_i]
-                    if g.required[p] - counts[g_i] <= 0:
-                        break
                     members = g.members
                     while g.pos < len(members) and items[members[g.pos]] in used:
                         g.pos += 1
@@ -299,6 +302,12 @@ class _State:
             if not placed:
                 break
         return window
+
+
+@functools.cache
+def _paced(need: int, window: int) -> tuple[int, ...]:
+    """By position p of a window, a group with minimum ``need`` has at least this many."""
+    return tuple(math.ceil(need * (p + 1) / window) for p in range(window))
 
 
 def _rank_of(items: list[int], i: int) -> int | None:
