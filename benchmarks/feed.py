@@ -241,7 +241,9 @@ async def _measure(
     feed_rps, trivial_rps = statistics.median(feed), statistics.median(trivial)
     rows = {
         "feed p50 ms (1 conn)": round(lat[len(lat) // 2], 2),
+        "feed p90 ms (1 conn)": round(lat[int(len(lat) * 0.9) - 1], 2),
         "feed p99 ms (1 conn)": round(lat[int(len(lat) * 0.99) - 1], 2),
+        "feed max ms (1 conn)": round(lat[-1], 2),
         f"feed p99 ms ({args.conns} conns)": round(loaded[int(len(loaded) * 0.99) - 1], 2),
         "feed rps": round(feed_rps, 1),
         "healthz rps": round(trivial_rps, 1),
