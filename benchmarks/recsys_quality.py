@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/recsys_quality.py [--data FILE] [--repeats N] [--policy longtail]
 
 Evaluates our default model and the popularity, item-kNN and implicit-ALS baselines under both
-protocols (see docs/recsys.md): ``refit`` (settings chosen on the validation item with a model
-trained on all but the last two items, then refitted on all but the last item) and ``strict``
-(trained on all but the last two items only). The last item is ranked against all items (the
-user's own items excluded), with the traffic policy off and on. Prints a table per run; the LAST
-line is one JSON object with the figures (medians over the repeats), keyed model -> protocol ->
-policy, with process CPU time next to wall time and the load average.
+protocols (see docs/recsys.md): ``refit`` (trained on all but the last item, settings chosen on
+the held-out validation item; our model does both in one fit, by exact leave-one-out) and
+``strict`` (trained and tuned on all but the last two items only). The last item is ranked
+against all items (the user's own items excluded), with the traffic policy off and on. Prints a
+table per run; the LAST line is one JSON object with the figures (medians over the repeats),
+keyed model -> protocol -> policy, with process CPU time next to wall time and the load average.
 """
 
 from __future__ import annotations

@@ -81,6 +81,9 @@ class TransitionEASERecommender(Recommender):
         "tune_users": 4000,  # validation users sampled for tuning
         "seed": 0,
     }
+    # held during a hold_out_last fit only (the leave-one-out tuning), None otherwise
+    _design: _RidgeDesign | None = None
+    _precision: np.ndarray | None = None  # the regression's own precision (ridge_l2 set)
 
     # --- training -----------------------------------------------------------------------------
     def _fit(self, data: Interactions, validation: Validation | None) -> None:
