@@ -267,3 +267,47 @@ def test_redis_hooks_of_a_rolled_back_savepoint_never_run(committed_db, redis_ur
         assert live == {"available": 4, "reserved": 0, "sold": 1}
     finally:
         client.close()
+
+
+@pytest.mark.redis
+def test_redis_restart_during_a_buy_and_before_a_payment_hook(committed_db, redis_url, builders):
+    """Redis loses its data (a restart) while a buy is in flight: the buy is refused before
+    it commits (no order that no counter holds). A payment committed while the counters are
+    missing is remembered and counted exactly once by the rebuild."""
+    from juxing.deals.reconcile import repair_item
+    from juxing.kit.errors import ServiceUnavailable
+
+    build_world, make_user = builders
+    client = make_redis(redis_url)
+    db = committed_db
+    try:
+        with db.session() as s:
+            world = build_world(s, stock=5, per_user_limit=2, backend="redis", with_headers=False)
+            shopper = make_user(s, Role.SHOPPER)
+            s.expunge_all()
+        keys = redis_keys(world.deal_item_id)
+        client.delete(*keys)
+        ctx = orders.Buying(redis_client=client)
+        with db.session() as s:
+            paid_id = orders.reserve(
+                session=s, ctx=ctx, shopper=shopper, deal_item_id=world.deal_item_id
+            ).id
+        with pytest.raises(ServiceUnavailable), db.session() as s:
+            lost = orders.reserve(
+                session=s, ctx=ctx, shopper=shopper, deal_item_id=world.deal_item_id
+            )
+            lost_id = lost.id
+            client.delete(*keys)  # Redis restarted empty before this buy committed
+        with db.session() as s:
+            assert s.get(Order, lost_id) is None
+            assert orders.mark_paid(session=s, ctx=ctx, order_id=paid_id)
+        assert not client.exists(keys[0])  # the hook found no counters ...
+        assert client.hget(keys[3], f"p:{paid_id}:{world.deal_item_id}") is not None  # ... noted it
+        with db.session() as s:
+            repair_item(session=s, deal_item_id=world.deal_item_id, redis_client=client)
+        with db.session() as s:
+            report = check_item(session=s, deal_item_id=world.deal_item_id, redis_client=client)
+        assert report["ok"], {k: report[k] for k in ("live", "expected", "details")}
+        assert report["live"] == {"available": 4, "reserved": 0, "sold": 1}
+    finally:
+        client.close()

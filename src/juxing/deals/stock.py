@@ -416,10 +416,16 @@ return 1
 """
 
 # Apply a committed transition once, remembering its delta. KEYS: stock, users, ops (hash).
+# REBUILD_LUA re-applies a remembered delta that its SQL snapshot does not reflect.
 # ARGV: op_id, d_available, d_reserved, d_sold, shopper, d_user.
 OP_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 local delta = ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4] .. ':' .. ARGV[5] .. ':' .. ARGV[6]
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- Counters not loaded (Redis restarted, a rebuild may be reading SQL right now): record
+  -- the delta so that the rebuild applies it unless its snapshot already reflects it.
+  redis.call('HSETNX', KEYS[3], ARGV[1], delta)
+  return -2
+end
 if redis.call('HSETNX', KEYS[3], ARGV[1], delta) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'available', tonumber(ARGV[2]))
 redis.call('HINCRBY', KEYS[1], 'reserved', tonumber(ARGV[3]))
@@ -537,6 +543,20 @@ class RedisStock:
         if result != 1:  # pragma: no cover
             raise ServiceUnavailable("Deal stock is unavailable; try again.")
         on_rollback(session, lambda: self._undo(keys=[stock, users, pending], args=[token]))
+
+        def still_held() -> None:
+            # Redis lost its data since the take (a restart; a rebuild from SQL cannot see
+            # this uncommitted order): do not commit an order whose units no counter holds.
+            try:
+                held = self.client.hexists(pending, token)
+            except redis.RedisError as exc:
+                raise ServiceUnavailable("Deal stock is unavailable; try again.") from exc
+            if not held:
+                raise ServiceUnavailable(
+                    "Deal stock was reset while buying; try again.", code="stock_reset"
+                )
+
+        before_commit(session, still_held)
 
     def _after(
         self,
