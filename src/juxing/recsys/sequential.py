@@ -209,7 +209,13 @@ class TransitionEASERecommender(Recommender):
         full = [data.history(int(u)) for u in users]
         xf = _binary_rows(full, local)
         x0 = _binary_rows(hs, local)
-        pxf, px0 = self._precision_rows(xf), self._precision_rows(x0)
+        qe = [histories_to_csr(hs, self.n_items, ed)[:, items].tocsr() for ed in _EASE_DECAYS]
+        q = histories_to_csr(
+            hs, self.n_items, float(p["ridge_decay"]), max_len=int(p["ridge_len"])
+        )[:, items].tocsr()
+        # every product with B at once, the rows of one user next to each other (cache reuse)
+        qb = _interleaved_products([xf, x0, *qe, q], self.ease)
+        pxf, px0 = self._precision_rows(xf, qb[:, 0]), self._precision_rows(x0, qb[:, 1])
         a_ff, a_f0, a_00 = _rowdot(pxf, xf), _rowdot(pxf, x0), _rowdot(px0, x0)
         # M = (C^-1 + U'PU)^-1 per user, C^-1 = diag(-1, 1)
         k11, k12, k22 = a_ff - 1.0, a_f0, a_00 + 1.0
@@ -227,11 +233,9 @@ class TransitionEASERecommender(Recommender):
             return qp - c1[:, None] * pxf - c2[:, None] * px0
 
         ease: dict[float, np.ndarray] = {}
-        for ed in _EASE_DECAYS:
-            q = histories_to_csr(hs, self.n_items, ed)[:, items].tocsr()
-            qp = self._precision_rows(q)
-            sub = q.toarray() - p0_rows(qp) / diag0
-            ease[ed] = self._full_rows(sub)
+        for k, ed in enumerate(_EASE_DECAYS):
+            qp = self._precision_rows(qe[k], qb[:, 2 + k])
+            ease[ed] = self._full_rows(qe[k].toarray() - p0_rows(qp) / diag0)
         # the one training row of the regression that had the held-out item as its target
         design = self._design
         assert design is not None
@@ -248,31 +252,29 @@ class TransitionEASERecommender(Recommender):
         )
         r_rows = (pick @ design.x).tocsr()  # zero rows where the item was no regression target
         target = np.where(has_row, local[np.array([h[-1] for h in full])], -1)
-        q = histories_to_csr(
-            hs, self.n_items, float(p["ridge_decay"]), max_len=int(p["ridge_len"])
-        )[:, items].tocsr()
-        qw = np.asarray(q @ self.ridge, dtype=np.float32)
         if self._precision is None:  # shared Gram: W = P X'Y with P updated as for EASE
-            qp = self._precision_rows(q)
+            w = _interleaved_products([q, xf, x0], self.ridge)
+            qw = w[:, 0].copy()
+            qp = self._precision_rows(q, qb[:, 5])
             qf, q0 = _rowdot(qp, xf), _rowdot(qp, x0)
             c1 = m11 * qf + m12 * q0
             c2 = m12 * qf + m22 * q0
-            qw -= c1[:, None] * np.asarray(xf @ self.ridge, dtype=np.float32)
-            qw -= c2[:, None] * np.asarray(x0 @ self.ridge, dtype=np.float32)
+            qw -= c1[:, None] * w[:, 1] + c2[:, None] * w[:, 2]
             coef = -_rowdot(qp - c1[:, None] * pxf - c2[:, None] * px0, r_rows)
         else:  # own Gram: remove r r' (Sherman-Morrison) and r e_v' from X'Y
+            w = _interleaved_products([q, r_rows], self.ridge)
+            qw = w[:, 0].copy()
             z = np.asarray(r_rows @ self._precision, dtype=np.float32)
             c = _rowdot(z, q) / (1.0 - _rowdot(z, r_rows))
-            qw += c[:, None] * np.asarray(r_rows @ self.ridge, dtype=np.float32)
+            qw += c[:, None] * w[:, 1]
             coef = -c
         ok = np.flatnonzero(target >= 0)
         qw[ok, target[ok]] += coef[ok]
         return ease, self._full_rows(qw)
 
-    def _precision_rows(self, q: sp.csr_matrix) -> np.ndarray:
-        """q P for sparse rows q over the dense items, from B and diag(P): P = -B diag(P) + diag."""
-        d = self.ease_diag[None, :]
-        return (q.toarray() - np.asarray(q @ self.ease, dtype=np.float32)) * d
+    def _precision_rows(self, q: sp.csr_matrix, qb: np.ndarray) -> np.ndarray:
+        """q P for sparse rows q over the dense items, given q B: P = -B diag(P) + diag(P)."""
+        return (q.toarray() - qb) * self.ease_diag[None, :]
 
     def _full_rows(self, sub: np.ndarray) -> np.ndarray:
         sub = np.asarray(sub, dtype=np.float32)
@@ -574,6 +576,18 @@ def _row_normalise(s: np.ndarray) -> np.ndarray:
     top = np.abs(s).max(axis=1, keepdims=True)
     s /= np.maximum(top, _EPS)
     return s
+
+
+def _interleaved_products(mats: list[sp.csr_matrix], dense: np.ndarray) -> np.ndarray:
+    """``mats[k] @ dense`` for every k, as one array indexed [row, k, column].
+
+    The k rows of one history are multiplied one after the other, so the rows of ``dense`` they
+    share (the history's items) are read from cache instead of memory.
+    """
+    k, b = len(mats), mats[0].shape[0]
+    order = np.arange(k * b).reshape(k, b).T.ravel()
+    stacked = sp.vstack(mats, format="csr")[order]
+    return np.asarray(stacked @ dense, dtype=np.float32).reshape(b, k, dense.shape[1])
 
 
 def _rowdot(a: np.ndarray, b: sp.csr_matrix) -> np.ndarray:
