@@ -363,8 +363,10 @@ class SqlStock:
     def release(
         self, session: Session, *, item: ItemRef, shopper_id: int, quantity: int, op_id: str
     ) -> None:
-        self._move(session, item.id, available=quantity, reserved=-quantity)
+        # Rows in the same order as in ``take`` (the shopper's holding, then the hot deal
+        # row), so that a cancel and a buy of one shopper never deadlock.
         self._unhold(session, item.id, shopper_id, quantity)
+        self._move(session, item.id, available=quantity, reserved=-quantity)
 
     def sell(self, session: Session, *, item: ItemRef, quantity: int, op_id: str) -> None:
         self._move(session, item.id, reserved=-quantity, sold=quantity)
@@ -379,9 +381,9 @@ class SqlStock:
         restock: bool,
         op_id: str,
     ) -> None:
+        self._unhold(session, item.id, shopper_id, quantity)  # holding first, as in ``take``
         if restock:
             self._move(session, item.id, sold=-quantity, available=quantity)
-        self._unhold(session, item.id, shopper_id, quantity)
 
 
 # --- Redis --------------------------------------------------------------------------------
