@@ -94,20 +94,12 @@ def read_sequences(
 
 
 def fit_next_item(data: Interactions) -> Recommender:
-    """The default next-item model, its blend tuned on each user's last item, then refit."""
+    """The default next-item model, its blend chosen on each user's last item (held out),
+    trained on everything: one fit (``hold_out_last``)."""
     params = dict(SERVING_PARAMS)
-    lengths = data.lengths()
-    if (lengths >= 3).sum() >= 20:
-        train = data.truncate(1)
-        users = np.flatnonzero(lengths >= 3)
-        validation = (
-            [train.history(int(u)) for u in users],
-            np.array([data.history(int(u))[-1] for u in users], dtype=np.int64),
-        )
-        tuned = make_model(DEFAULT_MODEL, **params).fit(train, validation)
-        params = {**tuned.params, "tune": False}
-    else:
-        params["tune"] = False
+    if (data.lengths() >= 3).sum() >= 20:
+        return make_model(DEFAULT_MODEL, **params).fit(data, hold_out_last=True)
+    params["tune"] = False
     return make_model(DEFAULT_MODEL, **params).fit(data)
 
 

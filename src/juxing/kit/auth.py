@@ -119,15 +119,15 @@ def optional_user(request: Request, session: DbSession) -> User | None:
     uid = request.session.get(SESSION_USER_KEY)
     if uid is None:
         return None
-    user = _load_user(session, int(uid))
-    if user is None or not user.is_active:
+    signed_in = _load_user(session, int(uid))
+    if signed_in is None or not signed_in.is_active:
         request.session.clear()
         return None
     # Cookie-authenticated writes must prove they come from our pages.
     if request.method not in SAFE_METHODS and not getattr(request.state, "csrf_checked", False):
         check_csrf(request, request.headers.get(CSRF_HEADER))
-    request.state.user = user
-    return user
+    request.state.user = signed_in
+    return signed_in
 
 
 async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
@@ -140,7 +140,7 @@ OptionalUser = Annotated[User | None, Depends(optional_user)]
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+def require_roles(*roles: Role):
     """A dependency that admits users holding any of ``roles``."""
 
     async def _dependency(user: CurrentUser) -> User:  # no I/O: no worker thread

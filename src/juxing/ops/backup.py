@@ -129,7 +129,7 @@ def _check_backup_file(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(path: Path, *, force: bool):  # type: ignore[no-untyped-def]
+def _exclusive(path: Path, *, force: bool):
     """A connection to ``path``; unless forced, one that proves nobody else has it open."""
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
