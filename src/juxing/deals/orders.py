@@ -255,16 +255,21 @@ def reserve(
     return order
 
 
+_ORDERS, _LINES = cast(Table, Order.__table__), cast(Table, OrderLine.__table__)
+# Built once: the columns come from each call's parameters (compiled once per column set).
+_INSERT_ORDER = insert(_ORDERS).returning(_ORDERS.c.id)
+_INSERT_LINE = insert(_LINES).returning(_LINES.c.id)
+
+
 def _insert_order(session: Session, order: Order, line: OrderLine) -> None:
     """Write a new order and its line with two Core INSERTs (the hot buy path: no unit of
     work). ``order`` and ``line`` stay transient, with their ids filled in; read the order
     back through the session where it must be persistent."""
-    orders, lines = cast(Table, Order.__table__), cast(Table, OrderLine.__table__)
-    values = {k: v for k, v in inspect(order).dict.items() if k in orders.c and k != "id"}
-    order.id = session.execute(insert(orders).values(values).returning(orders.c.id)).scalar_one()
+    values = {k: v for k, v in inspect(order).dict.items() if k in _ORDERS.c and k != "id"}
+    order.id = session.execute(_INSERT_ORDER, values).scalar_one()
     line.order_id = order.id
-    values = {k: v for k, v in inspect(line).dict.items() if k in lines.c and k != "id"}
-    line.id = session.execute(insert(lines).values(values).returning(lines.c.id)).scalar_one()
+    values = {k: v for k, v in inspect(line).dict.items() if k in _LINES.c and k != "id"}
+    line.id = session.execute(_INSERT_LINE, values).scalar_one()
 
 
 # --- group deals (拼团) ---------------------------------------------------------------------
