@@ -259,15 +259,7 @@ def create(
             )
         )
     _record(session, request, from_status=None, to_status=S.OPEN.value, user=user, now=now)
-    owner = _owner_id(session, order.merchant_id)
-    if owner is not None:
-        notify(
-            session,
-            user_id=owner,
-            kind="refund_requested",
-            message=f"Order #{order.id}: the shopper asks for a refund ({reason}).",
-            data={"order_id": order.id, "refund_request_id": request.id},
-        )
+    _tell_shop(session, request, "refund_requested", f"the shopper asks for a refund ({reason}).")
     session.flush()
     return get(session=session, request_id=request.id)
 
@@ -309,6 +301,46 @@ def _close(
             code="refund_request_not_open",
             details={"status": current},
         )
+
+
+def _decide(
+    session: Session,
+    request: RefundRequest,
+    *,
+    to: RefundRequestStatus,
+    user: User | None,
+    now: datetime,
+    note: str = "",
+    **values: object,
+) -> None:
+    """open -> ``to`` (409 when decided meanwhile), with its transition recorded."""
+    _close(session, request, to=to, user=user, now=now, **values)
+    _record(
+        session,
+        request,
+        from_status=S.OPEN.value,
+        to_status=to.value,
+        user=user,
+        note=note,
+        now=now,
+    )
+
+
+def _tell(session: Session, request: RefundRequest, user_id: int, kind: str, message: str) -> None:
+    """A notification about this request to ``user_id``."""
+    notify(
+        session,
+        user_id=user_id,
+        kind=kind,
+        message=f"Order #{request.order_id}: {message}",
+        data={"order_id": request.order_id, "refund_request_id": request.id},
+    )
+
+
+def _tell_shop(session: Session, request: RefundRequest, kind: str, message: str) -> None:
+    owner = _owner_id(session, request.merchant_id)
+    if owner is not None:
+        _tell(session, request, owner, kind, message)
 
 
 def _stale(session: Session, request: RefundRequest) -> str | None:
@@ -376,24 +408,14 @@ def approve(
                 f"The order changed since the request ({why}); reject it instead.",
                 code="refund_request_stale",
             )
-    _close(session, request, to=S.APPROVED, user=user, now=now)
+    _decide(session, request, to=S.APPROVED, user=user, now=now, note=note)
     amount = _refund(session, ctx, provider, request, user)
-    _record(
+    _tell(
         session,
         request,
-        from_status=S.OPEN.value,
-        to_status=S.APPROVED.value,
-        user=user,
-        note=note,
-        now=now,
-    )
-    notify(
-        session,
-        user_id=request.shopper_id,
-        kind="refund_approved",
-        message=f"Order #{request.order_id}: your refund request was approved "
-        f"({_money(amount)} {request.currency}).",
-        data={"order_id": request.order_id, "refund_request_id": request.id},
+        request.shopper_id,
+        "refund_approved",
+        f"your refund request was approved ({_money(amount)} {request.currency}).",
     )
     session.flush()
     return get(session=session, request_id=request.id)
@@ -410,22 +432,15 @@ def reject(
     """The shop's owner (or an operator) refuses, with a reason the shopper sees."""
     now = now or utcnow()
     request = _for_shop(session, request_id, user)
-    _close(session, request, to=S.REJECTED, user=user, now=now, reject_reason=reason[:200])
-    _record(
+    _decide(
+        session, request, to=S.REJECTED, user=user, now=now, note=reason, reject_reason=reason[:200]
+    )
+    _tell(
         session,
         request,
-        from_status=S.OPEN.value,
-        to_status=S.REJECTED.value,
-        user=user,
-        note=reason,
-        now=now,
-    )
-    notify(
-        session,
-        user_id=request.shopper_id,
-        kind="refund_rejected",
-        message=f"Order #{request.order_id}: your refund request was rejected: {reason}",
-        data={"order_id": request.order_id, "refund_request_id": request.id},
+        request.shopper_id,
+        "refund_rejected",
+        f"your refund request was rejected: {reason}",
     )
     session.flush()
     return get(session=session, request_id=request.id)
@@ -439,19 +454,8 @@ def cancel(
     request = get(session=session, request_id=request_id)
     if request.shopper_id != user.id:
         raise NotFound("No such refund request.")
-    _close(session, request, to=S.CANCELLED, user=user, now=now)
-    _record(
-        session, request, from_status=S.OPEN.value, to_status=S.CANCELLED.value, user=user, now=now
-    )
-    owner = _owner_id(session, request.merchant_id)
-    if owner is not None:
-        notify(
-            session,
-            user_id=owner,
-            kind="refund_cancelled",
-            message=f"Order #{request.order_id}: the shopper withdrew the refund request.",
-            data={"order_id": request.order_id, "refund_request_id": request.id},
-        )
+    _decide(session, request, to=S.CANCELLED, user=user, now=now)
+    _tell_shop(session, request, "refund_cancelled", "the shopper withdrew the refund request.")
     session.flush()
     return get(session=session, request_id=request.id)
 
@@ -487,53 +491,37 @@ def auto_approve(
     why = _stale(session, request)
     if why is not None:
         text = f"Could not be refunded automatically: {why}."
-        _close(session, request, to=S.REJECTED, user=None, now=now, reject_reason=text)
-        _record(
+        _decide(session, request, to=S.REJECTED, user=None, now=now, note=text, reject_reason=text)
+        _tell(
             session,
             request,
-            from_status=S.OPEN.value,
-            to_status=S.REJECTED.value,
-            user=None,
-            note=text,
-            now=now,
-        )
-        notify(
-            session,
-            user_id=request.shopper_id,
-            kind="refund_rejected",
-            message=f"Order #{request.order_id}: your refund request was closed: {text}",
-            data={"order_id": request.order_id, "refund_request_id": request.id},
+            request.shopper_id,
+            "refund_rejected",
+            f"your refund request was closed: {text}",
         )
         return "rejected"
-    _close(session, request, to=S.APPROVED, user=None, now=now)
-    amount = _refund(session, ctx, provider, request, None)
-    _record(
+    _decide(
         session,
         request,
-        from_status=S.OPEN.value,
-        to_status=S.APPROVED.value,
+        to=S.APPROVED,
         user=None,
-        note="approved automatically: the shop did not answer in time",
         now=now,
+        note="approved automatically: the shop did not answer in time",
     )
-    notify(
+    amount = _refund(session, ctx, provider, request, None)
+    _tell(
         session,
-        user_id=request.shopper_id,
-        kind="refund_auto_approved",
-        message=f"Order #{request.order_id}: your refund request was approved automatically "
-        f"({_money(amount)} {request.currency}).",
-        data={"order_id": request.order_id, "refund_request_id": request.id},
+        request,
+        request.shopper_id,
+        "refund_auto_approved",
+        f"your refund request was approved automatically ({_money(amount)} {request.currency}).",
     )
-    owner = _owner_id(session, request.merchant_id)
-    if owner is not None:
-        notify(
-            session,
-            user_id=owner,
-            kind="refund_auto_approved",
-            message=f"Order #{request.order_id}: a refund request nobody answered was "
-            "approved automatically.",
-            data={"order_id": request.order_id, "refund_request_id": request.id},
-        )
+    _tell_shop(
+        session,
+        request,
+        "refund_auto_approved",
+        "a refund request nobody answered was approved automatically.",
+    )
     session.flush()
     return "approved"
 
