@@ -162,7 +162,15 @@ class World:
                 )
             )
         self.s.flush()
-        publish(self.s, OrderPlaced(order_id=order.id))
+        publish(
+            self.s,
+            OrderPlaced(
+                order_id=order.id,
+                shopper_id=order.shopper_id,
+                visitor_id=order.visitor_id,
+                placed_at=order.created_at,
+            ),
+        )
         return order
 
     def pay(self, order: Order, at: datetime | None = None) -> None:

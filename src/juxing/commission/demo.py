@@ -71,7 +71,12 @@ def _order(session: Session, shopper_id: int, product: Product, when, rng) -> Or
         )
     )  # fmt: skip
     session.flush()
-    publish(session, OrderPlaced(order_id=order.id))
+    publish(
+        session,
+        OrderPlaced(
+            order_id=order.id, shopper_id=shopper_id, visitor_id=None, placed_at=order.created_at
+        ),
+    )
     order.status, order.paid_at = "paid", when + timedelta(minutes=3)
     session.flush()
     publish(session, OrderPaid(order_id=order.id))

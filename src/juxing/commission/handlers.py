@@ -18,18 +18,13 @@ from juxing.kit.signals import subscribe
 @subscribe(OrderPlaced)
 def on_order_placed(session: Session, event: OrderPlaced) -> None:
     # The buy path: most orders follow no click; find that out in one indexed query.
-    if (
-        event.shopper_id is not None
-        and event.placed_at is not None
-        and not service.has_candidate_clicks(
-            session,
-            shopper_id=event.shopper_id,
-            visitor_id=event.visitor_id,
-            placed_at=event.placed_at,
-        )
+    if service.has_candidate_clicks(
+        session,
+        shopper_id=event.shopper_id,
+        visitor_id=event.visitor_id,
+        placed_at=event.placed_at,
     ):
-        return
-    service.attribute_order(session, order_id=event.order_id)
+        service.attribute_order(session, order_id=event.order_id)
 
 
 @subscribe(OrderPaid)

@@ -59,32 +59,33 @@ def _load_order(session: Session, order_id: int) -> Order:
     return order
 
 
-def _clicked_by(shopper_id: int, visitor_id: str | None, placed: datetime) -> list[Any]:
-    """Conditions on ``Click`` for clicks by the shopper or the visitor cookie inside the
-    longest possible window before ``placed``."""
-    who = [Click.shopper_id == shopper_id]
-    if visitor_id:
-        who.append(Click.visitor_id == visitor_id)
-    return [
-        or_(*who),
-        Click.clicked_at <= placed,
-        Click.clicked_at >= placed - timedelta(days=POLICY.max_window_days),
-    ]
-
-
-def _any_click_statement(with_visitor: bool) -> Any:
+def _clicked_before(with_visitor: bool) -> list[Any]:
+    """Conditions on ``Click``: by the shopper (or the visitor cookie) between ``:opens``
+    and ``:placed`` (the longest possible window before the order; ``_click_params``)."""
     who = Click.shopper_id == bindparam("shopper_id")
     if with_visitor:
         who = or_(who, Click.visitor_id == bindparam("visitor_id"))
-    return (
-        select(Click.id)
-        .where(who, Click.clicked_at <= bindparam("placed"), Click.clicked_at >= bindparam("opens"))
-        .limit(1)
-    )
+    return [who, Click.clicked_at <= bindparam("placed"), Click.clicked_at >= bindparam("opens")]
 
 
-# Built once (the buy path runs it for every order): shopper only, shopper or visitor.
-_ANY_CLICK = {False: _any_click_statement(False), True: _any_click_statement(True)}
+def _click_params(shopper_id: int, visitor_id: str | None, placed: datetime) -> dict[str, Any]:
+    return {
+        "shopper_id": shopper_id,
+        "visitor_id": visitor_id,
+        "placed": placed,
+        "opens": placed - timedelta(days=POLICY.max_window_days),
+    }
+
+
+# Built once, for shopper-only and shopper-or-visitor (the buy path asks for every order).
+_ANY_CLICK = {v: select(Click.id).where(*_clicked_before(v)).limit(1) for v in (False, True)}
+_CANDIDATE_CLICKS = {
+    v: select(Click, TrackingLink)
+    .join(TrackingLink, TrackingLink.id == Click.link_id)
+    .where(*_clicked_before(v))
+    .order_by(Click.clicked_at.desc(), Click.id.desc())
+    for v in (False, True)
+}
 
 
 def has_candidate_clicks(
@@ -92,23 +93,14 @@ def has_candidate_clicks(
 ) -> bool:
     """Whether any click could be attributed an order placed by this shopper / visitor at
     ``placed_at`` (one indexed lookup; most orders follow no click)."""
-    params = {
-        "shopper_id": shopper_id,
-        "visitor_id": visitor_id,
-        "placed": placed_at,
-        "opens": placed_at - timedelta(days=POLICY.max_window_days),
-    }
+    params = _click_params(shopper_id, visitor_id, placed_at)
     return session.execute(_ANY_CLICK[bool(visitor_id)], params).first() is not None
 
 
 def _candidate_clicks(session: Session, order: Order) -> list[tuple[Click, TrackingLink]]:
     """Clicks by the order's shopper or visitor cookie before it was placed, newest first."""
-    rows = session.execute(
-        select(Click, TrackingLink)
-        .join(TrackingLink, TrackingLink.id == Click.link_id)
-        .where(*_clicked_by(order.shopper_id, order.visitor_id, order.created_at))
-        .order_by(Click.clicked_at.desc(), Click.id.desc())
-    ).all()
+    params = _click_params(order.shopper_id, order.visitor_id, order.created_at)
+    rows = session.execute(_CANDIDATE_CLICKS[bool(order.visitor_id)], params).all()
     return [(c, link) for c, link in rows]
 
 

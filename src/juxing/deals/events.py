@@ -15,9 +15,9 @@ class OrderPlaced:
     decide without loading the order."""
 
     order_id: int
-    shopper_id: int | None = None
-    visitor_id: str | None = None
-    placed_at: datetime | None = None
+    shopper_id: int
+    visitor_id: str | None
+    placed_at: datetime
 
 
 @dataclass(frozen=True)
