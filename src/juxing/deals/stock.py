@@ -123,17 +123,15 @@ class _Hooks:
     before: list[tuple[Any, Callable[[], None]]] = field(default_factory=list)
     commit: list[tuple[Any, Callable[[], None]]] = field(default_factory=list)
     rollback: list[tuple[Any, Callable[[], None]]] = field(default_factory=list)
-    rolled_back: set[int] = field(default_factory=set)  # ids of rolled-back savepoints
-    savepoints: list[Any] = field(default_factory=list)  # keeps those ids unambiguous
+    rolled_back: list[Any] = field(default_factory=list)  # savepoints that rolled back
 
     def clear(self) -> None:
-        self.before, self.commit, self.rollback = [], [], []
-        self.rolled_back, self.savepoints = set(), []
+        self.before, self.commit, self.rollback, self.rolled_back = [], [], [], []
 
     def undone(self, txn: Any) -> bool:
         """Whether ``txn`` or a savepoint around it rolled back."""
         while txn is not None and txn.nested:
-            if id(txn) in self.rolled_back:
+            if any(txn is t for t in self.rolled_back):
                 return True
             txn = txn.parent
         return False
@@ -142,26 +140,19 @@ class _Hooks:
 def on_commit(session: Session, fn: Callable[[], None]) -> None:
     """Run ``fn`` once the session's outermost transaction has committed (unless the
     savepoint it was registered in rolled back)."""
-    _hooks(session).commit.append((_innermost(session), fn))
+    _hooks(session).commit.append((session.get_nested_transaction(), fn))
 
 
 def on_rollback(session: Session, fn: Callable[[], None]) -> None:
     """Run ``fn`` if the session's outermost transaction ends without committing, or if the
     savepoint it was registered in rolled back."""
-    _hooks(session).rollback.append((_innermost(session), fn))
+    _hooks(session).rollback.append((session.get_nested_transaction(), fn))
 
 
 def before_commit(session: Session, fn: Callable[[], None]) -> None:
     """Run ``fn`` inside the session's next commit, just before COMMIT; if it raises, the
     commit fails and the transaction rolls back."""
-    _hooks(session).before.append((_innermost(session), fn))
-
-
-def _innermost(session: Session) -> Any:
-    txn = session.get_nested_transaction()
-    if txn is not None:
-        _hooks(session).savepoints.append(txn)
-    return txn
+    _hooks(session).before.append((session.get_nested_transaction(), fn))
 
 
 def _hooks(session: Session) -> _Hooks:
@@ -197,8 +188,7 @@ def _run(fns: list[Callable[[], None]]) -> None:
 def _after_soft_rollback(session: Session, previous: Any) -> None:
     hooks: _Hooks | None = session.info.get("juxing_stock_hooks")
     if hooks is not None and previous.nested:
-        hooks.rolled_back.add(id(previous))
-        hooks.savepoints.append(previous)
+        hooks.rolled_back.append(previous)
 
 
 def _after_commit(session: Session) -> None:
