@@ -23,10 +23,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
+from _proc import cpu_seconds
 from sqlalchemy import create_engine, text
 
 from juxing.ops.cluster import Cluster, World, fresh_database, seed_world
@@ -48,19 +48,6 @@ def _commits(url: str) -> int:
             )
     finally:
         engine.dispose()
-
-
-def _cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by these processes (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
 
 
 def phase(
@@ -174,12 +161,12 @@ def main() -> int:
             ("feed_1proc", one, feed),
         ):
             pids = [p.popen.pid for p in cluster.api_procs if p.popen is not None]
-            before, cpu0 = _commits(url), _cpu_s(pids)
+            before, cpu0 = _commits(url), cpu_seconds(pids)
             res = phase(urls, args.clients, args.seconds, fn)
             res["pg_commits_per_s"] = round((_commits(url) - before) / args.seconds, 1)
             # Requests per CPU-second of the API processes: a per-core rate that does not
             # depend on how busy the shared machine was.
-            cpu = _cpu_s(pids) - cpu0
+            cpu = cpu_seconds(pids) - cpu0
             res["per_api_cpu_s"] = round(res["ok"] / cpu, 1) if cpu > 0 else None
             results[name] = res
             print(

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _feed_world import build_world, world_is_cached  # noqa: E402
+from _proc import HAVE_PROC, cpu_seconds  # noqa: E402
 
 
 def _free_port() -> int:
@@ -103,23 +104,13 @@ async def _throughput(
     return done / (time.perf_counter() - t0), done
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _round(
     pid: int, port: int, path: str, tokens: list[str] | None, args: argparse.Namespace
 ) -> tuple[float, float | None]:
     """One throughput round: rps, and the server's CPU milliseconds per request."""
-    cpu0 = _cpu_seconds(pid)
+    cpu0 = cpu_seconds([pid])
     rps, n = await _throughput(port, path, tokens, args.conns, args.seconds)
-    cpu1 = _cpu_seconds(pid)
-    per = (cpu1 - cpu0) * 1000 / n if cpu0 is not None and cpu1 is not None and n else None
+    per = (cpu_seconds([pid]) - cpu0) * 1000 / n if HAVE_PROC and n else None
     return rps, per
 
 

@@ -33,6 +33,8 @@ from sqlalchemy import func, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _proc import cpu_seconds, with_children  # noqa: E402
+
 import juxing.models  # noqa: E402,F401
 from juxing.catalog import service as catalog  # noqa: E402
 from juxing.deals import service as deals  # noqa: E402
@@ -225,23 +227,6 @@ def start_server(
     raise RuntimeError("server did not become ready")
 
 
-def server_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of the server and its worker processes (Linux /proc)."""
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(c) for c in children.read_text().split()]
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def load(
     port: int, requests: list, connections: int, folder: Path, tag: str, server_pid: int
 ) -> dict:
@@ -252,13 +237,13 @@ def load(
         )
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_before = server_cpu_seconds(server_pid)
+    server_before = cpu_seconds(with_children(server_pid))
     subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/_flash_load.py"), str(plan_path), str(result_path)],
         check=True,
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_after = server_cpu_seconds(server_pid)
+    server_after = cpu_seconds(with_children(server_pid))
     result = json.loads(result_path.read_text())
     # Server CPU per request: comparable even when other work shares the machine.
     result["server_cpu_ms"] = round(
