@@ -687,17 +687,7 @@ def refund(
                 details={"field": f"body.lines.{index}.order_line_id"},
             )
         line, item = by_id[line_id]
-        left = line.quantity - line.refunded_quantity
-        if quantity > left:
-            raise Unprocessable(
-                f"Only {left} unit(s) of this line can be refunded.",
-                code="refund_exceeds_quantity",
-                details={"field": f"body.lines.{index}.quantity", "left": left},
-            )
-        if quantity == left:
-            amount = line.amount_minor - line.refunded_minor
-        else:
-            amount = line.amount_minor * quantity // line.quantity
+        amount = refund_amount(line, quantity, index=index)
         put_back = restock if restock is not None else bool(item and item.restock_on_refund)
         back = quantity if (put_back and item is not None) else 0
         done = session.execute(
@@ -764,6 +754,22 @@ def refund(
     session.flush()
     publish(session, OrderRefunded(order_id=order.id, refund_id=record.id, amount_minor=total))
     return record
+
+
+def refund_amount(line: OrderLine, quantity: int, *, index: int) -> int:
+    """What refunding ``quantity`` units of ``line`` gives back (the last units take the
+    remainder, so rounding never loses a cent); 422 on ``body.lines.<index>.quantity`` when
+    fewer units are left."""
+    left = line.quantity - line.refunded_quantity
+    if quantity > left:
+        raise Unprocessable(
+            f"Only {left} unit(s) of this line can be refunded.",
+            code="refund_exceeds_quantity",
+            details={"field": f"body.lines.{index}.quantity", "left": left},
+        )
+    if quantity == left:
+        return line.amount_minor - line.refunded_minor
+    return line.amount_minor * quantity // line.quantity
 
 
 def refunds_of(*, session: Session, order_id: int) -> list[Refund]:

@@ -69,14 +69,6 @@ def return_window_closes(order: Order) -> datetime | None:
     return order.received_at + timedelta(days=POLICY.return_window_days)
 
 
-def line_amount(line: OrderLine, quantity: int) -> int:
-    """What refunding ``quantity`` units of ``line`` returns (the same formula as
-    ``orders.refund``: the last units take the remainder, so rounding never loses a cent)."""
-    if quantity == line.quantity - line.refunded_quantity:
-        return line.amount_minor - line.refunded_minor
-    return line.amount_minor * quantity // line.quantity
-
-
 def _wanted(order: Order, lines: list[tuple[int, int]] | None) -> list[Wanted]:
     """The units asked for, checked against what is left of each line (422 with the field)."""
     by_id = {line.id: line for line in order.lines}
@@ -102,14 +94,8 @@ def _wanted(order: Order, lines: list[tuple[int, int]] | None) -> list[Wanted]:
                 details={"field": f"body.lines.{index}.order_line_id"},
             )
         seen.add(line_id)
-        left = line.quantity - line.refunded_quantity
-        if quantity > left:
-            raise Unprocessable(
-                f"Only {left} unit(s) of this line can be refunded.",
-                code="refund_exceeds_quantity",
-                details={"field": f"body.lines.{index}.quantity", "left": left},
-            )
-        out.append(Wanted(line=line, quantity=quantity, amount_minor=line_amount(line, quantity)))
+        amount = orders.refund_amount(line, quantity, index=index)
+        out.append(Wanted(line=line, quantity=quantity, amount_minor=amount))
     return out
 
 
