@@ -258,16 +258,18 @@ def _already_open(request_id: int | None) -> Conflict:
     )
 
 
-def _close(
+def _decide(
     session: Session,
     request: RefundRequest,
     *,
     to: RefundRequestStatus,
     user: User | None,
     now: datetime,
+    note: str = "",
     **values: object,
 ) -> None:
-    """open -> ``to``, once: 409 when the request was decided or cancelled meanwhile."""
+    """open -> ``to``, once (409 when the request was decided or cancelled meanwhile), with
+    its transition recorded."""
     done = session.execute(
         update(RefundRequest)
         .where(RefundRequest.id == request.id, RefundRequest.status == S.OPEN.value)
@@ -287,20 +289,6 @@ def _close(
             code="refund_request_not_open",
             details={"status": current},
         )
-
-
-def _decide(
-    session: Session,
-    request: RefundRequest,
-    *,
-    to: RefundRequestStatus,
-    user: User | None,
-    now: datetime,
-    note: str = "",
-    **values: object,
-) -> None:
-    """open -> ``to`` (409 when decided meanwhile), with its transition recorded."""
-    _close(session, request, to=to, user=user, now=now, **values)
     _record(
         session,
         request,
