@@ -89,7 +89,9 @@ def test_malformed_lines_are_reported_and_skipped(app, tmp_path: Path) -> None:
 def test_malformed_userbehavior_rows(app, tmp_path: Path) -> None:
     path = tmp_path / "ub.csv"
     rows = [
-        f"{u},{100 + (u * 7 + t) % 30},1,pv,{1511544070 + t}" for u in range(20) for t in range(6)
+        f"{u},{100 + (u * 7 + t) % 30},1,pv,{1511544070 + t}"
+        for u in range(1, 21)
+        for t in range(6)
     ]
     rows.insert(5, "1,2,3")
     rows.insert(9, "1,2,3,click,1511544070")

@@ -18,13 +18,10 @@ from typing import Any
 
 from juxing.feed.events import insert_new
 from juxing.kit.db import Database
+from juxing.recsys.io import MAX_ID, MAX_TS, MIN_TS
 
 SOURCE = "userbehavior"
 BEHAVIOR_ACTION = {"pv": "view", "cart": "cart", "fav": "fav", "buy": "buy"}
-# Plausible timestamps: 2000-01-01 .. 2100-01-01 (a few rows of the data fall outside the
-# official window; those are kept, as in the original).
-MIN_TS, MAX_TS = 946_684_800, 4_102_444_800
-MAX_ID = 2**63 - 1
 BATCH = 5000
 
 

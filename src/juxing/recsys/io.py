@@ -20,6 +20,11 @@ import scipy.sparse as sp
 from juxing.recsys.data import Interactions
 
 BEHAVIORS = ("pv", "cart", "fav", "buy")
+# What a UserBehavior row may hold (the feed's importer applies the same rules): ids are
+# positive 64-bit integers (category may be 0); timestamps are plausible, 2000-01-01 ..
+# 2100-01-01 (a few rows of the data fall outside the official window; those are kept).
+MIN_TS, MAX_TS = 946_684_800, 4_102_444_800
+MAX_ID = 2**63 - 1
 Progress = Callable[[int], None]
 
 
@@ -170,13 +175,12 @@ def _parse_block(
         if table.ndim != 2 or table.shape[1] != 5:
             raise ValueError("ragged")
         beh = np.array([codes[b] for b in table[:, 3].tolist()], dtype=np.int64)
-        return (
-            table[:, 0].astype(np.int64),
-            table[:, 1].astype(np.int64),
-            table[:, 4].astype(np.int64),
-            beh,
-        )
-    except (ValueError, KeyError):
+        uids, iids, cats, stamps = (table[:, c].astype(np.int64) for c in (0, 1, 2, 4))
+        ok = (uids > 0) & (iids > 0) & (cats >= 0) & (stamps >= MIN_TS) & (stamps < MAX_TS)
+        if not ok.all():
+            raise ValueError("out of range")  # the per-line pass says which and why
+        return uids, iids, stamps, beh
+    except (ValueError, KeyError, OverflowError):
         pass
     user, item, ts, beh_list = [], [], [], []
     for offset, ln in enumerate(lines):
@@ -195,6 +199,17 @@ def _parse_block(
             u, i, t = int(cols[0]), int(cols[1]), int(cols[4])
         except ValueError:
             bad.append(BadLine(no, "user_id, item_id and timestamp must be integers"))
+            continue
+        try:
+            c = int(cols[2])
+        except ValueError:
+            bad.append(BadLine(no, "category_id must be an integer"))
+            continue
+        if not (0 < u <= MAX_ID and 0 < i <= MAX_ID and 0 <= c <= MAX_ID):
+            bad.append(BadLine(no, "ids must be positive 64-bit integers"))
+            continue
+        if not MIN_TS <= t < MAX_TS:
+            bad.append(BadLine(no, f"timestamp {t} is outside 2000..2100"))
             continue
         user.append(u)
         item.append(i)
