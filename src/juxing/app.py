@@ -130,9 +130,25 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from juxing.commission.endpoints import click_router  # issue 6: commission
 
     app.include_router(click_router)  # issue 6: commission
+    if settings.fast_paths:
+        _install_fast_paths(app)
     _mount_docs(app)
     _mount_web(app)
     return app
+
+
+# Modules whose ``install(app)`` puts a fast path (kit/fastroute.py) in front of a hot route.
+FAST_PATH_MODULES = (
+    "juxing.feed.fastfeed",  # issue 5: GET /api/v1/feed
+    "juxing.deals.fastbuy",  # issue 3: POST /api/v1/orders
+)
+
+
+def _install_fast_paths(app: FastAPI) -> None:
+    import importlib
+
+    for name in FAST_PATH_MODULES:
+        importlib.import_module(name).install(app)
 
 
 def _mount_docs(app: FastAPI) -> None:

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         "click": "120/60,1200/60",
     }
     rate_limits_enabled: bool = True
+    # Hot endpoints (buying, the home feed) answered on the event loop in front of their
+    # regular routes (kit/fastroute.py); false sends every request the regular way.
+    fast_paths: bool = True
     # Take the client IP from X-Forwarded-For (its last hop) only behind a trusted proxy.
     trust_forwarded_for: bool = False
 
