@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -51,15 +52,18 @@ def _feed_body(request: Request, limit: int, cursor: str | None) -> bytes:
     """
     engine = engine_for(request.app.state)
     db: Database = request.app.state.db
+    read_at = time.monotonic()  # before the reads: an event after it drops what is kept
     with db.dbapi_connection() as conn:
         reads = engine.reads(conn)
-        user_id = fast_viewer(reads, request, engine.touch_token)
+        user_id = fast_viewer(reads, request, engine.touch_token, engine.remember_token)
         if user_id is None:
             with db.session(write=False) as session:
                 user_id = slow_viewer(request, session)
         shopper = reads.shopper(user_id)
     # Built from the snapshot's own typed arrays: documented by FeedPage, not re-validated.
-    return engine.feed_json(shopper, limit=limit, cursor=cursor)
+    # Only what the fast path can find again is kept: bearer-token and signed-out callers.
+    keep = user_id is not None or not request.scope.get("session")
+    return engine.feed_json(shopper, limit=limit, cursor=cursor, read_at=read_at if keep else None)
 
 
 @router.post("/events", response_model=EventBatchResult)

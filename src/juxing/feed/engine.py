@@ -26,6 +26,7 @@ import pickle
 import random
 import threading
 import time
+import weakref
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,12 +51,24 @@ from juxing.feed.impressions import (
     Touches,
     journal_dir,
     recover,
+    rows_text,
     shown_text,
 )
 from juxing.feed.neighbours import build_neighbours, load_neighbours, save_neighbours
+from juxing.feed.pages import (
+    PAGE_TTL_S,
+    EventWatch,
+    FeedCache,
+    Generation,
+    KnownToken,
+    RankedFeed,
+    RenderedPage,
+    TokenCache,
+)
 from juxing.feed.ranking import Placed, Ranked, grouped_order, merge, rerank
-from juxing.feed.reads import FeedReads, Shopper
+from juxing.feed.reads import FeedReads, Shopper, TokenRow
 from juxing.feed.schemas import DealStateOut, FeedItemOut, FeedPage, PolicyRules
+from juxing.kit.auth import token_is_live
 from juxing.kit.db import Database
 from juxing.kit.errors import BadRequest
 from juxing.kit.time import utcnow
@@ -78,6 +91,7 @@ LOOP_S = 0.25  # the background thread's period
 DEAL_SHOWN_S = 60.0  # deal items shown this recently are re-read ahead of expiry
 DEAL_BATCH = 200  # deal states per card_states call of the background thread
 MAX_DEAL_STATES = 20_000
+TOKEN_CHECK_EVERY_S = 1.0  # the background thread re-reads due tokens' rows this often
 ACTION_VERB = {
     "view": "viewed",
     "click": "viewed",
@@ -140,6 +154,7 @@ class _Page:
     policy: ActivePolicy | None
     model_version: str | None
     deal_states: dict[int, DealState | None]
+    kept: RankedFeed | None = None  # the ranked feed this page came from (when kept)
 
 
 class FeedEngine:
@@ -169,11 +184,21 @@ class FeedEngine:
         # deal item id -> (expires at, live state or None); and when it was last shown
         self._deal_states: dict[int, tuple[float, DealState | None]] = {}
         self._deal_shown: dict[int, float] = {}
+        # Ranked feeds and resolved tokens kept for the fast path (pages.py); only a
+        # background (serving) engine keeps them: it is the one that watches the event log.
+        self.feeds = FeedCache()
+        self.tokens = TokenCache()
+        self.watch = EventWatch(self._paramstyle, lookback=db.engine.dialect.name != "sqlite")
+        self._generation: Generation = (id(self.snapshot), None, None)
+        self._tokens_checked = 0.0
+        _live_engines.add(self)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Load everything once, then keep it fresh in a daemon thread (if ``background``)."""
         self.refresh(force=True)
+        if self.background:
+            self.watch_events()  # the first look notes the newest event, before any is kept
         if self.background and not self._threads:
             for target, name in ((self._loop, "juxing-feed"), (self._write_loop, "juxing-feed-w")):
                 thread = threading.Thread(target=target, name=name, daemon=True)
@@ -192,6 +217,8 @@ class FeedEngine:
         while not self._stop.wait(LOOP_S):
             try:
                 self.refresh()
+                self.watch_events()
+                self.recheck_tokens()
                 self._prefetch_deal_states()
             except Exception:
                 log.exception("feed refresh failed; serving the previous state")
@@ -236,11 +263,39 @@ class FeedEngine:
         with self.db.session(write=False) as session:
             self._refresh_policy(session)
             model_changed = self._refresh_model(session)
+        generation = self.generation()
+        if generation != self._generation:
+            # Feeds ranked under the previous snapshot, model or policy are not served again
+            # (and must not keep the previous snapshot alive).
+            self._generation = generation
+            self.feeds.clear()
         if self.background and (snap is not None or model_changed):
             # The snapshot and the neighbour lists are long-lived: keep them out of the
             # cyclic collector's full passes (a pause of tens of ms per pass otherwise).
             gc.collect()
             gc.freeze()
+
+    def generation(self) -> Generation:
+        """What a ranked feed depends on besides the shopper: snapshot, model, policy."""
+        model, policy = self.model, self.policy
+        return (
+            id(self.snapshot),
+            model.version if model is not None else None,
+            (policy.id, policy.version) if policy is not None else None,
+        )
+
+    def watch_events(self) -> int:
+        """Drop the kept feeds of shoppers with new behaviour events; returns how many."""
+        now = time.monotonic()
+        with self.db.dbapi_connection() as conn:
+            users = self.watch.poll(conn, now)
+        if not users:
+            return 0
+        return self.feeds.invalidate(set(users), now)
+
+    def forget_shopper(self, user_id: int) -> None:
+        """Drop the shopper's kept feed now (e.g. after an unfollow in this process)."""
+        self.feeds.invalidate({user_id}, time.monotonic())
 
     def _newer_snapshot(self) -> CatalogSnapshot | None:
         if not self.background:
@@ -324,42 +379,138 @@ class FeedEngine:
         limit: int,
         cursor: str | None,
         log_impressions: bool = True,
+        read_at: float | None = None,
     ) -> bytes:
         """One page of the shopper's feed as the ``FeedPage`` JSON document, assembled from
-        per-item fragments (the hot path: no per-request model validation or dicts)."""
-        page = self._page(shopper, limit=limit, cursor=cursor, session=None)
+        per-item fragments (the hot path: no per-request model validation or dicts).
+
+        ``read_at`` (monotonic) is when the shopper's events and follows were read: given it, a
+        serving engine keeps the ranking for the fast path (``pages.py``) unless an event of
+        the shopper arrived since."""
+        page = self._page(shopper, limit=limit, cursor=cursor, session=None, read_at=read_at)
+        rendered = self._render(page)
         if log_impressions:
-            self._log(page, shopper.user_id)
-        snap = page.snap
-        frags = self._fragments_of(snap)
-        enc = self._encoded
-        states = page.deal_states
-        parts = []
-        for p in page.placed:
-            i = p.item
-            head = frags.get(i)
-            if head is None:
-                head = frags[i] = _fragment(snap, i)
-            d = snap.deal_item_l[i]
-            state = states.get(d) if d is not None else None
-            if state is not None:
-                price: int | None = state[0]
-                deal = state[2]
-            else:
-                price, deal = snap.deal_price_l[i], "null"
-            boosts = "[" + ",".join(enc(b) for b in p.boosts) + "]" if p.boosts else "[]"
-            parts.append(
-                f'{head},"deal_price_minor":{"null" if price is None else price},"deal":{deal},'
-                f'"reason":{enc(p.reason)},"reason_code":{enc(p.reason_code)},"boosts":{boosts}}}'
-            )
-        policy = page.policy
-        body = (
-            f'{{"feed_id":"{page.feed_id}","items":[{",".join(parts)}],'
-            f'"next_cursor":{enc(page.next_cursor) if page.next_cursor else "null"},'
-            f'"policy":{enc(policy.name) if policy else "null"},'
-            f'"model_version":{enc(page.model_version) if page.model_version else "null"}}}'
+            self._log(page, shopper.user_id, rendered)
+        return assemble(page.feed_id, rendered, page.deal_states)
+
+    def _render(self, page: _Page) -> RenderedPage:
+        kept = page.kept
+        key = (page.offset, len(page.placed))
+        if kept is not None:
+            got = kept.rendered.get(key)
+            if got is not None:
+                return got
+        rendered = render_page(
+            page.snap,
+            page.placed,
+            frags=self._fragments_of(page.snap),
+            enc=self._encoded,
+            next_cursor=page.next_cursor,
+            policy=page.policy,
+            model_version=page.model_version,
         )
-        return body.encode()
+        if kept is not None:
+            kept.rendered[key] = rendered
+        return rendered
+
+    def serve_kept(
+        self, user_id: int | None, *, limit: int, offset: int, seed: int | None
+    ) -> bytes | None:
+        """The page from the shopper's kept ranking, or None when there is none that answers
+        it (then the regular route ranks one): the fast path's whole feed work. ``seed`` is
+        the cursor's (None: the first page, any kept ranking)."""
+        now = time.monotonic()
+        kept = self.feeds.get(user_id, self.generation(), now)
+        if kept is None or (seed is not None and kept.seed != seed):
+            return None
+        if not kept.covers(offset, limit):
+            return None
+        key = (offset, limit)
+        rendered = kept.rendered.get(key)
+        if rendered is None:
+            end = offset + limit
+            more = len(kept.placed) > end and end < MAX_FEED
+            rendered = render_page(
+                kept.snap,
+                kept.placed[offset:end],
+                frags=self._fragments_of(kept.snap),
+                enc=self._encoded,
+                next_cursor=_encode_cursor(end, kept.seed) if more else None,
+                policy=kept.policy,
+                model_version=kept.model_version,
+            )
+            kept.rendered[key] = rendered
+        states: dict[int, DealState | None] = {}
+        if rendered.deals:
+            got = self._cached_deal_states(rendered.deals, now)
+            if got is None:
+                return None  # a deal state to read first: the regular route does it
+            states = got
+        self.feeds.touch(user_id)
+        feed_id = _feed_id()
+        if rendered.rows:
+            policy = kept.policy
+            self.impressions.add(
+                (
+                    feed_id,
+                    user_id,
+                    policy.id if policy else None,
+                    shown_text(utcnow()),
+                    offset,
+                    rendered.rows,
+                ),
+                rows_text=rendered.rows_text,
+            )
+        return assemble(feed_id, rendered, states)
+
+    def remember_token(self, token_hash: str, row: TokenRow, *, touched: bool) -> None:
+        """Trust this token for the fast path for a few seconds (``pages.TOKEN_TTL_S``)."""
+        if not self.background:
+            return
+        used = time.time() if touched else 0.0
+        if not touched and row.last_used_at is not None:
+            used = row.last_used_at.timestamp()
+        expires = row.expires_at.timestamp() if row.expires_at is not None else float("inf")
+        self.tokens.put(
+            token_hash,
+            KnownToken(
+                row.user_id,
+                row.token_id,
+                used,
+                expires,
+                time.monotonic() + self.tokens.ttl,
+                hit_at=time.time(),
+            ),
+        )
+
+    def recheck_tokens(self, *, force: bool = False) -> int:
+        """Re-read the rows of the tokens the fast path used lately whose trust runs out
+        soon: extended when still valid, dropped when revoked, expired or disabled (at most
+        once a second)."""
+        now, wall = time.monotonic(), time.time()
+        if not force and now - self._tokens_checked < TOKEN_CHECK_EVERY_S:
+            return 0
+        self._tokens_checked = now
+        due = self.tokens.due(now, wall)
+        if due:
+            with self.db.dbapi_connection() as conn:
+                rows = self.reads(conn).tokens(due)
+            at = utcnow()
+            for h in due:
+                known = self.tokens.get(h, float("-inf"))
+                row = rows.get(h)
+                if known is None:
+                    continue
+                if (
+                    row is None
+                    or not row.user_active
+                    or not token_is_live(row.revoked_at, row.expires_at, at)
+                ):
+                    self.tokens.forget(h)
+                else:
+                    known.trusted_until = time.monotonic() + self.tokens.ttl
+        self.tokens.forget_idle(now)
+        return len(due)
 
     def feed_payload(
         self,
@@ -418,18 +569,40 @@ class FeedEngine:
         return FeedPage.model_construct(**{**data, "items": items})
 
     def _page(
-        self, shopper: Shopper, *, limit: int, cursor: str | None, session: Session | None
+        self,
+        shopper: Shopper,
+        *,
+        limit: int,
+        cursor: str | None,
+        session: Session | None,
+        read_at: float | None = None,
     ) -> _Page:
         if not self.background:
             self.refresh(force=True)
         offset, seed = _decode_cursor(cursor) if cursor else (0, random.getrandbits(32))
         snap, loaded, policy = self.snapshot, self.model, self.policy
+        generation = self.generation()
         n = min(MAX_FEED, offset + limit + 1)  # one more tells whether a next page exists
         rules = policy.rules if policy else None
         placed = self._ranked(shopper, n=n, snap=snap, loaded=loaded, rules=rules, seed=seed)
         page = placed[offset : offset + limit]
         more = len(placed) > offset + limit and offset + limit < MAX_FEED
         deal_ids = [d for d in (snap.deal_item_l[p.item] for p in page) if d is not None]
+        kept = None
+        if self.background and read_at is not None and generation == self.generation():
+            kept = RankedFeed(
+                user_id=shopper.user_id,
+                generation=generation,
+                seed=seed,
+                placed=placed,
+                complete=len(placed) < n,
+                expires=time.monotonic() + PAGE_TTL_S,
+                snap=snap,
+                policy=policy,
+                model_version=loaded.version if loaded else None,
+            )
+            if not self.feeds.put(kept, read_at=read_at):
+                kept = None
         return _Page(
             feed_id=_feed_id(),
             placed=page,
@@ -439,13 +612,14 @@ class FeedEngine:
             policy=policy,
             model_version=loaded.version if loaded else None,
             deal_states=self._deal_states_of(deal_ids, session) if deal_ids else {},
+            kept=kept,
         )
 
-    def _log(self, page: _Page, user_id: int | None) -> None:
+    def _log(self, page: _Page, user_id: int | None, rendered: RenderedPage | None = None) -> None:
         if not page.placed:
             return
-        snap = page.snap
-        kind, ids, merchant = snap.kind, snap.ids_l, snap.merchant_l
+        if rendered is None:
+            rendered = impression_rows(page.snap, page.placed)
         self.impressions.add(
             (
                 page.feed_id,
@@ -453,12 +627,9 @@ class FeedEngine:
                 page.policy.id if page.policy else None,
                 shown_text(utcnow()),
                 page.offset,
-                [
-                    (kind[i], ids[i], m if (m := merchant[i]) >= 0 else None, p.reason_code)
-                    for p in page.placed
-                    for i in (p.item,)
-                ],
-            )
+                rendered.rows,
+            ),
+            rows_text=rendered.rows_text,
         )
         if not self.background:
             self.impressions.flush(self.db)
@@ -485,6 +656,21 @@ class FeedEngine:
         return got
 
     # --- festival-deal state ------------------------------------------------------------------
+    def _cached_deal_states(
+        self, deal_ids: list[int], now: float
+    ) -> dict[int, DealState | None] | None:
+        """The deals' states when every one is cached and fresh (None otherwise); marks them
+        shown, so that the background thread keeps them fresh."""
+        cache, shown = self._deal_states, self._deal_shown
+        out: dict[int, DealState | None] = {}
+        for d in deal_ids:
+            shown[d] = now
+            got = cache.get(d)
+            if got is None or got[0] <= now:
+                return None
+            out[d] = got[1]
+        return out
+
     def _deal_states_of(
         self, deal_ids: list[int], session: Session | None
     ) -> dict[int, DealState | None]:
@@ -696,6 +882,80 @@ def _feed_id() -> str:
     """A page id: nanosecond clock then 64 random bits (32 hex digits), so that the
     impressions' ``feed_id`` index is appended to, not written all over. An id, not a secret."""
     return f"{time.time_ns() & (2**64 - 1):016x}{random.getrandbits(64):016x}"
+
+
+def render_page(
+    snap: CatalogSnapshot,
+    placed: list[Placed],
+    *,
+    frags: dict[int, str],
+    enc: Any,
+    next_cursor: str | None,
+    policy: ActivePolicy | None,
+    model_version: str | None,
+) -> RenderedPage:
+    """A page of placed items as JSON text with a gap for each festival deal's live state
+    (``assemble`` fills them), and its impression rows. ``frags`` caches per-item fixed
+    members (per snapshot); ``enc`` encodes a string as JSON."""
+    parts: list[str] = []
+    deals: list[int] = []
+    fallback: list[str] = []
+    current: list[str] = []
+    for n, p in enumerate(placed):
+        i = p.item
+        head = frags.get(i)
+        if head is None:
+            head = frags[i] = _fragment(snap, i)
+        boosts = "[" + ",".join(enc(b) for b in p.boosts) + "]" if p.boosts else "[]"
+        rest = f'"reason":{enc(p.reason)},"reason_code":{enc(p.reason_code)},"boosts":{boosts}}}'
+        price = snap.deal_price_l[i]
+        own = f'"deal_price_minor":{"null" if price is None else price},"deal":null'
+        d = snap.deal_item_l[i]
+        current.append(f"{',' if n else ''}{head},")
+        if d is None:
+            current.append(f"{own},{rest}")
+        else:
+            parts.append("".join(current))
+            deals.append(d)
+            fallback.append(own)
+            current = [f",{rest}"]
+    parts.append("".join(current))
+    tail = (
+        f'],"next_cursor":{enc(next_cursor) if next_cursor else "null"},'
+        f'"policy":{enc(policy.name) if policy else "null"},'
+        f'"model_version":{enc(model_version) if model_version else "null"}}}'
+    )
+    rows = impression_rows(snap, placed)
+    return RenderedPage(parts, deals, fallback, tail, rows.rows, rows.rows_text)
+
+
+def impression_rows(snap: CatalogSnapshot, placed: list[Placed]) -> RenderedPage:
+    """The page's impression rows (in a ``RenderedPage`` with no JSON)."""
+    kind, ids, merchant = snap.kind, snap.ids_l, snap.merchant_l
+    rows = [
+        (kind[i], ids[i], m if (m := merchant[i]) >= 0 else None, p.reason_code)
+        for p in placed
+        for i in (p.item,)
+    ]
+    return RenderedPage([], [], [], "", rows, rows_text(rows))
+
+
+def assemble(feed_id: str, rendered: RenderedPage, states: dict[int, DealState | None]) -> bytes:
+    """The ``FeedPage`` document: the rendered page with the deals' live states filled in."""
+    parts = rendered.parts
+    if rendered.deals:
+        out = [parts[0]]
+        for k, d in enumerate(rendered.deals):
+            state = states.get(d)
+            if state is None:
+                out.append(rendered.fallback[k])
+            else:
+                out.append(f'"deal_price_minor":{state[0]},"deal":{state[2]}')
+            out.append(parts[k + 1])
+        items = "".join(out)
+    else:
+        items = parts[0]
+    return f'{{"feed_id":"{feed_id}","items":[{items}{rendered.tail}'.encode()
 
 
 def _fragment(snap: CatalogSnapshot, i: int) -> str:
@@ -919,6 +1179,13 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
 
 
 _engines_lock = threading.Lock()
+_live_engines: weakref.WeakSet[FeedEngine] = weakref.WeakSet()
+
+
+def forget_shopper(user_id: int) -> None:
+    """Drop the shopper's kept feed in every engine of this process (a follow changed)."""
+    for engine in list(_live_engines):
+        engine.forget_shopper(user_id)
 
 
 def engine_for(state: Any) -> FeedEngine:

@@ -89,8 +89,10 @@ class ImpressionLog:
         self._segment: _Segment | None = None
         self._sealed: list[_Segment] = []  # segments whose pages are all in memory
 
-    def add(self, page: Page) -> None:
-        line = _line(page) if self.folder is not None else b""
+    def add(self, page: Page, *, rows_text: str | None = None) -> None:
+        """Journal and buffer one page; ``rows_text`` is ``rows_text(page's items)`` when
+        the caller has it already (a kept page's)."""
+        line = _line(page, rows_text) if self.folder is not None else b""
         with self._lock:
             if self.folder is not None:
                 if self._segment is None:
@@ -141,12 +143,18 @@ def _json(value: int | None) -> str:
     return "null" if value is None else str(value)
 
 
-def _line(page: Page) -> bytes:
+def rows_text(items: list[tuple[str, int, int | None, str]]) -> str:
+    """A page's impression rows as journal text."""
+    return ",".join(f'["{t}",{i},{_json(m)},"{r}"]' for t, i, m, r in items)
+
+
+def _line(page: Page, rows: str | None = None) -> bytes:
     """The page as one JSON line, formatted by hand (``json.dumps`` of a page costs more
     than the rest of the journaling): its strings are hex ids, timestamps and the item
     types and reason codes of the feed, none of which needs escaping."""
     feed_id, user_id, policy_id, shown, offset, items = page
-    rows = ",".join(f'["{t}",{i},{_json(m)},"{r}"]' for t, i, m, r in items)
+    if rows is None:
+        rows = rows_text(items)
     text = f'["{feed_id}",{_json(user_id)},{_json(policy_id)},"{shown}",{offset},[{rows}]]\n'
     return text.encode()
 

@@ -64,6 +64,13 @@ def _sql(mark: str) -> tuple[str, str, str]:
     return token, events, follows
 
 
+# The rows of several tokens: "= {in}" becomes "IN (<one mark per hash>)".
+_TOKENS_SQL = (
+    "SELECT t.token_hash, t.id, t.user_id, t.revoked_at, t.expires_at, t.last_used_at, "  # noqa: S608
+    f"u.is_active FROM {ApiToken.__tablename__} t "
+    f"JOIN {User.__tablename__} u ON u.id = t.user_id WHERE t.token_hash = {{in}}"
+)
+
 _STATEMENTS = {"qmark": _sql("?"), "format": _sql("%s"), "pyformat": _sql("%s")}
 
 
@@ -81,6 +88,8 @@ class FeedReads:
     def __init__(self, conn: Any, paramstyle: str) -> None:
         self.conn = conn
         self.token_sql, self.events_sql, self.follows_sql = _STATEMENTS[paramstyle]
+        self._qmark = paramstyle == "qmark"
+        self.tokens_sql = _TOKENS_SQL
 
     def token(self, token_hash: str) -> TokenRow | None:
         cur = self.conn.cursor()
@@ -93,6 +102,25 @@ class FeedReads:
             return None
         tid, uid, revoked, expires, used, active = row
         return TokenRow(int(tid), int(uid), _utc(revoked), _utc(expires), _utc(used), bool(active))
+
+    def tokens(self, token_hashes: list[str]) -> dict[str, TokenRow]:
+        """Several tokens' rows by hash (the fast path's token cache re-reads them)."""
+        out: dict[str, TokenRow] = {}
+        mark = "?" if self._qmark else "%s"
+        cur = self.conn.cursor()
+        try:
+            for start in range(0, len(token_hashes), 500):
+                chunk = token_hashes[start : start + 500]
+                marks = ",".join([mark] * len(chunk))
+                sql = self.tokens_sql.replace("= {in}", f"IN ({marks})")
+                cur.execute(sql, tuple(chunk))
+                for h, tid, uid, revoked, expires, used, active in cur.fetchall():
+                    out[h] = TokenRow(
+                        int(tid), int(uid), _utc(revoked), _utc(expires), _utc(used), bool(active)
+                    )
+        finally:
+            cur.close()
+        return out
 
     def shopper(self, user_id: int | None) -> Shopper:
         """The shopper's latest events and follows (nothing for a signed-out caller)."""

@@ -22,10 +22,17 @@ from juxing.kit.security import hash_token
 from juxing.kit.time import utcnow
 
 
-def fast_viewer(reads: FeedReads, request: Request, touch: Callable[[int], None]) -> int | None:
+def fast_viewer(
+    reads: FeedReads,
+    request: Request,
+    touch: Callable[[int], None],
+    remember: Callable[..., None] | None = None,
+) -> int | None:
     """The caller's user id when a valid bearer token says so; None: ask ``slow_viewer``.
 
-    ``touch(token_id)`` records a use that is due (every ``TOKEN_TOUCH_AFTER``)."""
+    ``touch(token_id)`` records a use that is due (every ``TOKEN_TOUCH_AFTER``);
+    ``remember(token_hash, row, touched=)`` is told of every valid token (the fast path's
+    token cache)."""
     header = request.headers.get("authorization")
     if not header:
         return None
@@ -33,12 +40,16 @@ def fast_viewer(reads: FeedReads, request: Request, touch: Callable[[int], None]
     raw = raw.strip()
     if scheme.lower() != "bearer" or not raw:
         return None
-    row = reads.token(hash_token(raw))
+    token_hash = hash_token(raw)
+    row = reads.token(token_hash)
     now = utcnow()
     if row is None or not row.user_active or not token_is_live(row.revoked_at, row.expires_at, now):
         return None
-    if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_AFTER:
+    due = row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_AFTER
+    if due:
         touch(row.token_id)
+    if remember is not None:
+        remember(token_hash, row, touched=due)
     return row.user_id
 
 
