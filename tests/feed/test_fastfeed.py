@@ -382,3 +382,44 @@ def test_the_event_watch_reports_late_commits_with_lookback(db, session):
         event_with_id(newest + 100, 5_005)
         assert plain.poll(conn, 0.1) == {5_005}
         assert plain.poll(conn, 0.2) == set()
+
+
+def test_feeds_are_ranked_again_ahead_of_the_next_request(served, client, session):
+    """What the background thread does: after an event, a swap, or shortly before a served
+    feed expires, the shopper's feed is ranked again before the shopper asks."""
+    world, shopper, auth, engine = served
+    client.get(FEED, headers=auth)
+    assert client.get(FEED, headers=auth).headers[HIT] == "hit"
+    target = world.products[20]
+    _events(session, shopper.id, [target.id], "ahead", hours=0)
+    assert engine.watch_events() == 1
+    assert list(engine.feeds.queue) == [shopper.id]
+    assert engine.rank_ahead() == 1 and not engine.feeds.queue
+    after = client.get(FEED, headers=auth)
+    assert after.headers[HIT] == "hit"  # ranked ahead, with the new event
+    assert f"because you viewed {target.title}" in {i["reason"] for i in _page(after)["items"]}
+    seed = _seed(_page(after)["next_cursor"])
+    expected = engine.feed_payload(
+        session, user_id=shopper.id, limit=20, cursor=_encode_cursor(0, seed), log_impressions=False
+    )
+    expected.pop("feed_id")
+    assert _page(after) == expected
+    # A served feed about to expire is queued (at most one scan a second).
+    kept = engine.feeds.get(shopper.id, engine.generation(), time.monotonic())
+    assert kept is not None
+    kept.expires = time.monotonic() + 1
+    engine.feeds._scanned = 0.0
+    assert engine.feeds.queue_expiring(time.monotonic()) == 1
+    assert engine.rank_ahead() == 1
+    renewed = engine.feeds.get(shopper.id, engine.generation(), time.monotonic())
+    assert renewed is not None and renewed is not kept and renewed.expires > kept.expires
+    # A policy change: the feeds kept are ranked again under the new policy.
+    policy = service.active_policy(session=session)
+    assert policy is not None
+    service.deactivate_policies(session=session)
+    session.flush()
+    engine.refresh(force=True)
+    assert list(engine.feeds.queue) == [shopper.id] and len(engine.feeds) == 0
+    engine.rank_ahead()
+    swapped = client.get(FEED, headers=auth)
+    assert swapped.headers[HIT] == "hit" and _page(swapped)["policy"] is None

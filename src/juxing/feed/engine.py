@@ -92,6 +92,7 @@ DEAL_SHOWN_S = 60.0  # deal items shown this recently are re-read ahead of expir
 DEAL_BATCH = 200  # deal states per card_states call of the background thread
 MAX_DEAL_STATES = 20_000
 TOKEN_CHECK_EVERY_S = 1.0  # the background thread re-reads due tokens' rows this often
+RANK_AHEAD_BUDGET_S = 0.05  # the background thread ranks queued feeds this long per pass
 ACTION_VERB = {
     "view": "viewed",
     "click": "viewed",
@@ -220,6 +221,8 @@ class FeedEngine:
                 self.watch_events()
                 self.recheck_tokens()
                 self._prefetch_deal_states()
+                self.feeds.queue_expiring(time.monotonic())
+                self.rank_ahead()
             except Exception:
                 log.exception("feed refresh failed; serving the previous state")
 
@@ -266,9 +269,10 @@ class FeedEngine:
         generation = self.generation()
         if generation != self._generation:
             # Feeds ranked under the previous snapshot, model or policy are not served again
-            # (and must not keep the previous snapshot alive).
+            # (and must not keep the previous snapshot alive): the shoppers served lately are
+            # ranked again, ahead of their next request, by the background thread.
             self._generation = generation
-            self.feeds.clear()
+            self.feeds.clear(requeue=self.background)
         if self.background and (snap is not None or model_changed):
             # The snapshot and the neighbour lists are long-lived: keep them out of the
             # cyclic collector's full passes (a pause of tens of ms per pass otherwise).
@@ -277,12 +281,7 @@ class FeedEngine:
 
     def generation(self) -> Generation:
         """What a ranked feed depends on besides the shopper: snapshot, model, policy."""
-        model, policy = self.model, self.policy
-        return (
-            id(self.snapshot),
-            model.version if model is not None else None,
-            (policy.id, policy.version) if policy is not None else None,
-        )
+        return _generation_of(self.snapshot, self.model, self.policy)
 
     def watch_events(self) -> int:
         """Drop the kept feeds of shoppers with new behaviour events; returns how many."""
@@ -291,11 +290,11 @@ class FeedEngine:
             users = self.watch.poll(conn, now)
         if not users:
             return 0
-        return self.feeds.invalidate(set(users), now)
+        return self.feeds.invalidate(set(users), now, requeue=True)
 
     def forget_shopper(self, user_id: int) -> None:
         """Drop the shopper's kept feed now (e.g. after an unfollow in this process)."""
-        self.feeds.invalidate({user_id}, time.monotonic())
+        self.feeds.invalidate({user_id}, time.monotonic(), requeue=True)
 
     def _newer_snapshot(self) -> CatalogSnapshot | None:
         if not self.background:
@@ -446,7 +445,7 @@ class FeedEngine:
             if got is None:
                 return None  # a deal state to read first: the regular route does it
             states = got
-        self.feeds.touch(user_id)
+        self.feeds.touch(kept, now)
         feed_id = _feed_id()
         if rendered.rows:
             policy = kept.policy
@@ -581,7 +580,6 @@ class FeedEngine:
             self.refresh(force=True)
         offset, seed = _decode_cursor(cursor) if cursor else (0, random.getrandbits(32))
         snap, loaded, policy = self.snapshot, self.model, self.policy
-        generation = self.generation()
         n = min(MAX_FEED, offset + limit + 1)  # one more tells whether a next page exists
         rules = policy.rules if policy else None
         placed = self._ranked(shopper, n=n, snap=snap, loaded=loaded, rules=rules, seed=seed)
@@ -589,20 +587,8 @@ class FeedEngine:
         more = len(placed) > offset + limit and offset + limit < MAX_FEED
         deal_ids = [d for d in (snap.deal_item_l[p.item] for p in page) if d is not None]
         kept = None
-        if self.background and read_at is not None and generation == self.generation():
-            kept = RankedFeed(
-                user_id=shopper.user_id,
-                generation=generation,
-                seed=seed,
-                placed=placed,
-                complete=len(placed) < n,
-                expires=time.monotonic() + PAGE_TTL_S,
-                snap=snap,
-                policy=policy,
-                model_version=loaded.version if loaded else None,
-            )
-            if not self.feeds.put(kept, read_at=read_at):
-                kept = None
+        if self.background and read_at is not None:
+            kept = self._keep(shopper.user_id, placed, n, seed, snap, loaded, policy, read_at)
         return _Page(
             feed_id=_feed_id(),
             placed=page,
@@ -614,6 +600,56 @@ class FeedEngine:
             deal_states=self._deal_states_of(deal_ids, session) if deal_ids else {},
             kept=kept,
         )
+
+    def _keep(
+        self,
+        user_id: int | None,
+        placed: list[Placed],
+        n: int,
+        seed: int,
+        snap: CatalogSnapshot,
+        loaded: LoadedModel | None,
+        policy: ActivePolicy | None,
+        read_at: float,
+    ) -> RankedFeed | None:
+        """Keep a ranking for the fast path (unless the shopper's feed was dropped since
+        ``read_at``, or the serving state changed meanwhile)."""
+        generation = _generation_of(snap, loaded, policy)
+        if generation != self.generation():
+            return None
+        kept = RankedFeed(
+            user_id=user_id,
+            generation=generation,
+            seed=seed,
+            placed=placed,
+            complete=len(placed) < n,
+            expires=time.monotonic() + PAGE_TTL_S,
+            snap=snap,
+            policy=policy,
+            model_version=loaded.version if loaded else None,
+        )
+        return kept if self.feeds.put(kept, read_at=read_at) else None
+
+    def rank_ahead(self, budget_s: float = RANK_AHEAD_BUDGET_S) -> int:
+        """Rank the feeds of queued shoppers before their next request (the background
+        thread, for at most ``budget_s`` per call); returns how many were ranked."""
+        deadline = time.monotonic() + budget_s
+        done = 0
+        while self.feeds.queue and time.monotonic() < deadline:
+            user_id, n = self.feeds.next_queued()
+            read_at = time.monotonic()
+            with self.db.dbapi_connection() as conn:
+                shopper = self.reads(conn).shopper(user_id)
+            snap, loaded, policy = self.snapshot, self.model, self.policy
+            if snap.n_items == 0:
+                break
+            rules = policy.rules if policy else None
+            seed = random.getrandbits(32)
+            placed = self._ranked(shopper, n=n, snap=snap, loaded=loaded, rules=rules, seed=seed)
+            self._keep(user_id, placed, n, seed, snap, loaded, policy, read_at)
+            done += 1
+            time.sleep(0)  # let requests have the interpreter between shoppers
+        return done
 
     def _log(self, page: _Page, user_id: int | None, rendered: RenderedPage | None = None) -> None:
         if not page.placed:
@@ -876,6 +912,16 @@ class FeedEngine:
         pool = list(dict.fromkeys(snap.fresh[:50] + pick))
         self._explore_cache = (id(snap), pool)
         return pool
+
+
+def _generation_of(
+    snap: CatalogSnapshot, loaded: LoadedModel | None, policy: ActivePolicy | None
+) -> Generation:
+    return (
+        id(snap),
+        loaded.version if loaded is not None else None,
+        (policy.id, policy.version) if policy is not None else None,
+    )
 
 
 def _feed_id() -> str:

@@ -18,6 +18,12 @@ was last read, and the background thread re-reads the rows of the tokens used in
 token revoked, or an account disabled, keeps being accepted by the fast path of a process for
 at most ``TOKEN_TTL_S`` (10 s).
 
+The background thread also ranks ahead of the request, for at most 50 ms per quarter second:
+the shoppers whose kept feed an event (or a follow) just dropped, those whose feed served in
+the last half minute expires within ``AHEAD_OF_EXPIRY_S``, and, after a snapshot, model or
+policy swap, those whose feeds were kept (most recently served first). So a shopper who keeps
+using the app is normally served from a kept ranking, whatever changes.
+
 All of this is per process and in memory; a process that has no ranked feed for a shopper
 answers through the regular route, which ranks one and keeps it.
 """
@@ -39,6 +45,9 @@ TOKEN_TTL_S = 10.0  # a resolved bearer token is trusted this long without a loo
 TOKEN_RECHECK_S = 5.0  # re-read a used token's row when its trust has less than this left
 TOKEN_IDLE_S = 60.0  # tokens unused this long are not re-read (they lapse)
 MAX_TOKENS = 100_000
+DEFAULT_POSITIONS = 21  # a first page of the default 20 items, and whether a next exists
+MAX_AHEAD = 61  # positions ranked ahead at most (three pages of 20)
+AHEAD_OF_EXPIRY_S = 5.0  # a feed served lately is ranked again this long before it expires
 STAMP_KEEP_S = 30.0  # how long an invalidation is remembered against late stores
 WATCH_LOOKBACK_S = 3.0  # PostgreSQL: event ids may commit out of order; look back this long
 WATCH_BATCH = 50_000
@@ -75,6 +84,7 @@ class RankedFeed:
     policy: Any
     model_version: str | None
     rendered: dict[tuple[int, int], RenderedPage] = field(default_factory=dict)
+    hit_at: float = 0.0  # monotonic: last served by the fast path
 
     def covers(self, offset: int, limit: int) -> bool:
         """``placed`` answers the page (and whether a next page exists)."""
@@ -88,6 +98,9 @@ class FeedCache:
         self.max_feeds = max_feeds
         self._feeds: OrderedDict[int | None, RankedFeed] = OrderedDict()
         self._stamps: dict[int | None, float] = {}  # user -> when last invalidated
+        # Shoppers whose feeds the background thread ranks ahead: user -> positions to rank.
+        self.queue: OrderedDict[int | None, int] = OrderedDict()
+        self._scanned = 0.0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -122,29 +135,67 @@ class FeedCache:
                 feeds.popitem(last=False)
             return True
 
-    def touch(self, user_id: int | None) -> None:
-        """Mark the shopper's feed as recently used (kept longest)."""
+    def touch(self, feed: RankedFeed, now: float) -> None:
+        """The feed was served: kept longest, and ranked again before it expires."""
+        feed.hit_at = now
         with contextlib.suppress(KeyError):  # dropped by another thread meanwhile
-            self._feeds.move_to_end(user_id)
+            self._feeds.move_to_end(feed.user_id)
 
-    def invalidate(self, user_ids: set[int | None] | list[int | None], now: float) -> int:
-        """Drop these shoppers' feeds; returns how many were kept."""
+    def invalidate(
+        self, user_ids: set[int | None] | list[int | None], now: float, *, requeue: bool = False
+    ) -> int:
+        """Drop these shoppers' feeds; returns how many were kept. With ``requeue``, those
+        that were kept are queued to be ranked again ahead of the shopper's next request."""
         dropped = 0
         with self._lock:
             for u in user_ids:
                 self._stamps[u] = now
-                if self._feeds.pop(u, None) is not None:
+                old = self._feeds.pop(u, None)
+                if old is not None:
                     dropped += 1
+                    if requeue:
+                        self._enqueue(u, old)
             if len(self._stamps) > 4 * self.max_feeds:
                 self.forget_stamps(now)
         return dropped
+
+    def _enqueue(self, user_id: int | None, old: RankedFeed) -> None:
+        if user_id not in self.queue and len(self.queue) < self.max_feeds:
+            self.queue[user_id] = max(DEFAULT_POSITIONS, min(len(old.placed), MAX_AHEAD))
+
+    def next_queued(self) -> tuple[int | None, int]:
+        """The next shopper to rank ahead, and how many positions."""
+        with self._lock:
+            return self.queue.popitem(last=False)
+
+    def queue_expiring(self, now: float) -> int:
+        """Queue the feeds served lately that expire soon (a scan at most once a second)."""
+        if now - self._scanned < 1.0:
+            return 0
+        self._scanned = now
+        soon, recent = now + AHEAD_OF_EXPIRY_S, now - PAGE_TTL_S / 2
+        queued = 0
+        with self._lock:
+            for u, feed in list(self._feeds.items()):
+                if feed.expires <= soon and feed.hit_at >= recent and u not in self.queue:
+                    self._enqueue(u, feed)
+                    queued += 1
+        return queued
 
     def forget_stamps(self, now: float) -> None:
         old = now - STAMP_KEEP_S
         self._stamps = {u: t for u, t in self._stamps.items() if t > old}
 
-    def clear(self) -> None:
+    def clear(self, *, requeue: bool = False) -> None:
+        """Drop every feed (the serving state changed); with ``requeue``, queue those not
+        expired yet to be ranked again, most recently served first."""
+        now = time.monotonic()
         with self._lock:
+            if requeue:
+                self.queue.clear()
+                for u, feed in reversed(self._feeds.items()):
+                    if feed.expires > now:
+                        self._enqueue(u, feed)
             self._feeds.clear()
 
     def users(self) -> list[int | None]:
