@@ -6,7 +6,10 @@ products, 20,000 posts and 2,000,000 behaviour events with a trained model, star
 
 * latency of ``GET /api/v1/feed`` for random shoppers (one request at a time): p50, p99;
 * throughput of the feed and of the trivial ``/healthz`` on the same server in the same run,
-  alternating rounds with a fixed number of keep-alive connections.
+  alternating rounds with a fixed number of keep-alive connections;
+* how many feed pages came from a kept ranking (``X-Feed-Cache: hit``: the fast path) and, in
+  one more round, the cost of ranking on every request (an unknown query parameter sends
+  every request to the regular route, which ranks it).
 
 Prints a table, and as its last line one JSON object with p50_ms, p99_ms, feed_rps,
 trivial_rps. The load generator runs on the same machine, so ratios are what to compare.
@@ -48,6 +51,8 @@ class Conn:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
+    hits = 0  # responses marked X-Feed-Cache: hit, over all connections
+
     async def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -59,8 +64,11 @@ class Conn:
         status = int(head.split(b" ", 2)[1])
         length = 0
         for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
+            low = line.lower()
+            if low.startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
+            elif low.startswith(b"x-feed-cache:"):
+                Conn.hits += 1
         body = await self.reader.readexactly(length)
         return status, body
 
@@ -106,12 +114,13 @@ async def _throughput(
 
 async def _round(
     pid: int, port: int, path: str, tokens: list[str] | None, args: argparse.Namespace
-) -> tuple[float, float | None]:
-    """One throughput round: rps, and the server's CPU milliseconds per request."""
-    cpu0 = cpu_seconds([pid])
+) -> tuple[float, float | None, float]:
+    """One throughput round: rps, the server's CPU milliseconds per request, and the share
+    of responses served from a kept ranking."""
+    cpu0, hits0 = cpu_seconds([pid]), Conn.hits
     rps, n = await _throughput(port, path, tokens, args.conns, args.seconds)
     per = (cpu_seconds([pid]) - cpu0) * 1000 / n if HAVE_PROC and n else None
-    return rps, per
+    return rps, per, (Conn.hits - hits0) / n if n else 0.0
 
 
 def main() -> None:
@@ -159,9 +168,9 @@ def main() -> None:
     loads = " ".join(f"{x:.1f}" for x in load)
     print(f"machine: {os.cpu_count()} cores, load average {loads} (shared)")
     print(f"world build {meta['build_seconds']} s, model training {meta['train_seconds']} s")
-    print(f"{'measure':<36}{'value':>12}")
+    print(f"{'measure':<40}{'value':>22}")
     for name, value in rows.items():
-        print(f"{name:<36}{value:>12}")
+        print(f"{name:<40}{value:>22}")
     print(
         json.dumps(
             {
@@ -175,6 +184,8 @@ def main() -> None:
                 "load_avg_1m": round(load[0], 1),
                 "feed_cpu_ms": rows.get("feed server CPU ms/request"),
                 "trivial_cpu_ms": rows.get("healthz server CPU ms/request"),
+                "kept_share": rows["kept share (feed rounds)"],
+                "ranked_cpu_ms": rows.get("ranked every request CPU ms/request"),
             }
         )
     )
@@ -213,22 +224,30 @@ async def _wait_ready(port: int) -> None:
 
 async def _measure(
     pid: int, port: int, tokens: list[str], args: argparse.Namespace
-) -> dict[str, float]:
+) -> dict[str, float | str]:
     # Warm up: the first requests load the snapshot and the neighbour lists into memory.
     await _latency(port, tokens, 200)
+    hits0 = Conn.hits
     lat = sorted(await _latency(port, tokens, args.requests))
+    latency_hits = (Conn.hits - hits0) / len(lat)
     feed: list[float] = []
     trivial: list[float] = []
     feed_cpu: list[float] = []
     trivial_cpu: list[float] = []
+    feed_hits: list[float] = []
     for _ in range(args.rounds):
-        rps, cpu = await _round(pid, port, "/healthz", None, args)
+        rps, cpu, _hits = await _round(pid, port, "/healthz", None, args)
         trivial.append(rps)
         trivial_cpu += [cpu] if cpu is not None else []
-        rps, cpu = await _round(pid, port, "/api/v1/feed?limit=20", tokens, args)
+        rps, cpu, hits = await _round(pid, port, "/api/v1/feed?limit=20", tokens, args)
         feed.append(rps)
         feed_cpu += [cpu] if cpu is not None else []
+        feed_hits.append(hits)
     loaded = sorted(await _loaded_latency(port, tokens, args.conns, args.seconds))
+    # Every request ranked (what a request costs when no ranking is kept for the shopper).
+    ranked_rps, ranked_cpu, _hits = await _round(
+        pid, port, "/api/v1/feed?limit=20&bench=rank-every-request", tokens, args
+    )
     feed_rps, trivial_rps = statistics.median(feed), statistics.median(trivial)
     rows = {
         "feed p50 ms (1 conn)": round(lat[len(lat) // 2], 2),
@@ -239,6 +258,9 @@ async def _measure(
         "feed rps": round(feed_rps, 1),
         "healthz rps": round(trivial_rps, 1),
         "feed / healthz": round(feed_rps / trivial_rps, 3),
+        "kept share (latency requests)": round(latency_hits, 3),
+        "kept share (feed rounds)": " / ".join(f"{h:.3f}" for h in feed_hits),
+        "feed rps, ranked every request": round(ranked_rps, 1),
     }
     if feed_cpu and trivial_cpu:
         # Server CPU per request does not depend on how much CPU the shared machine leaves us.
@@ -247,6 +269,8 @@ async def _measure(
         rows["healthz / feed CPU per request"] = round(
             statistics.median(trivial_cpu) / statistics.median(feed_cpu), 3
         )
+        if ranked_cpu is not None:
+            rows["ranked every request CPU ms/request"] = round(ranked_cpu, 3)
     return rows
 
 

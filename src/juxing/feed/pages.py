@@ -40,7 +40,7 @@ from typing import Any
 from juxing.models.events import BehaviorEvent
 
 PAGE_TTL_S = 60.0  # a ranked feed is served for at most this long
-MAX_FEEDS = 20_000  # ranked feeds kept per process (least recently used dropped first)
+MAX_FEEDS = 10_000  # feeds kept per process, least recently used dropped (~16 MB per 1,000)
 TOKEN_TTL_S = 10.0  # a resolved bearer token is trusted this long without a look at its row
 TOKEN_RECHECK_S = 5.0  # re-read a used token's row when its trust has less than this left
 TOKEN_IDLE_S = 60.0  # tokens unused this long are not re-read (they lapse)

@@ -61,7 +61,7 @@ class Ranked:
         return self.texts[self.reasons[rank]]
 
 
-@dataclass
+@dataclass(slots=True)
 class Placed:
     item: int
     reason_code: str
