@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -73,6 +74,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
             upgrade(settings.effective_database_url)
         stop_jobs = start_inprocess_jobs(app) if settings.inprocess_jobs else None
+        # Everything loaded so far lives as long as the process: keep the collector from
+        # walking it again and again (full collections would pause requests for many ms).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -120,8 +125,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         https_only=settings.secure_cookies,
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
+    app.state.unbounded_routes = set()  # kit/fastroute.py: not counted by the in-flight cap
     if settings.max_inflight_requests:
-        app.add_middleware(InflightLimitMiddleware, limit=settings.max_inflight_requests)
+        app.add_middleware(
+            InflightLimitMiddleware,
+            limit=settings.max_inflight_requests,
+            unbounded=app.state.unbounded_routes,
+        )
     app.add_middleware(RequestIdMiddleware)
 
     _mount_health(app)  # first: probes are cheap and stay cheap

@@ -12,19 +12,15 @@ from juxing.deals.events import (
     OrderReceived,
     OrderRefunded,
 )
-from juxing.kit.signals import subscribe
+from juxing.kit.signals import subscribe, subscribe_many
 
 
-@subscribe(OrderPlaced)
-def on_order_placed(session: Session, event: OrderPlaced) -> None:
-    # The buy path: most orders follow no click; find that out in one indexed query.
-    if service.has_candidate_clicks(
-        session,
-        shopper_id=event.shopper_id,
-        visitor_id=event.visitor_id,
-        placed_at=event.placed_at,
-    ):
-        service.attribute_order(session, order_id=event.order_id)
+@subscribe_many(OrderPlaced)
+def on_orders_placed(session: Session, events: list[OrderPlaced]) -> None:
+    # The buy path (one order, or a group placed together): most orders follow no click;
+    # find that out for all of them in one indexed query.
+    for order_id in service.orders_with_candidate_clicks(session, events):
+        service.attribute_order(session, order_id=order_id)
 
 
 @subscribe(OrderPaid)

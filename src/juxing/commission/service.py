@@ -11,9 +11,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -41,6 +41,9 @@ from juxing.models.commission import (
 )
 from juxing.models.ledger import LedgerTransaction
 from juxing.models.orders import Order, OrderLine
+
+if TYPE_CHECKING:
+    from juxing.deals.events import OrderPlaced
 
 PAID_STATES = (CommissionStatus.PENDING, CommissionStatus.HELD, CommissionStatus.AVAILABLE)
 
@@ -77,8 +80,20 @@ def _click_params(shopper_id: int, visitor_id: str | None, placed: datetime) -> 
     }
 
 
+def _clickers(with_visitors: bool) -> Any:
+    """Who of ``:shoppers`` (or ``:visitors``) clicked between ``:opens`` and ``:placed``."""
+    who = Click.shopper_id.in_(bindparam("shoppers", expanding=True))
+    if with_visitors:
+        who = or_(who, Click.visitor_id.in_(bindparam("visitors", expanding=True)))
+    return (
+        select(Click.shopper_id, Click.visitor_id)
+        .where(who, Click.clicked_at <= bindparam("placed"), Click.clicked_at >= bindparam("opens"))
+        .distinct()
+    )
+
+
 # Built once, for shopper-only and shopper-or-visitor (the buy path asks for every order).
-_ANY_CLICK = {v: select(Click.id).where(*_clicked_before(v)).limit(1) for v in (False, True)}
+_CLICKERS = {v: _clickers(v) for v in (False, True)}
 _CANDIDATE_CLICKS = {
     v: select(Click, TrackingLink)
     .join(TrackingLink, TrackingLink.id == Click.link_id)
@@ -88,13 +103,30 @@ _CANDIDATE_CLICKS = {
 }
 
 
-def has_candidate_clicks(
-    session: Session, *, shopper_id: int, visitor_id: str | None, placed_at: datetime
-) -> bool:
-    """Whether any click could be attributed an order placed by this shopper / visitor at
-    ``placed_at`` (one indexed lookup; most orders follow no click)."""
-    params = _click_params(shopper_id, visitor_id, placed_at)
-    return session.execute(_ANY_CLICK[bool(visitor_id)], params).first() is not None
+def orders_with_candidate_clicks(session: Session, placed: Sequence[OrderPlaced]) -> list[int]:
+    """The orders among ``placed`` that some click could be attributed (by their shopper or
+    visitor cookie, inside the longest window before the order): one indexed query for
+    them all (most orders follow no click). A superset: ``attribute_order`` decides."""
+    if not placed:
+        return []
+    earliest = min(e.placed_at for e in placed) - timedelta(days=POLICY.max_window_days)
+    latest = max(e.placed_at for e in placed)
+    shoppers = sorted({e.shopper_id for e in placed})
+    visitors = sorted({e.visitor_id for e in placed if e.visitor_id})
+    params: dict[str, Any] = {
+        "shoppers": shoppers,
+        "visitors": visitors,
+        "opens": earliest,
+        "placed": latest,
+    }
+    rows = session.execute(_CLICKERS[bool(visitors)], params).all()
+    hit_shoppers = {shopper for shopper, _visitor in rows}
+    hit_visitors = {visitor for _shopper, visitor in rows if visitor}
+    return [
+        e.order_id
+        for e in placed
+        if e.shopper_id in hit_shoppers or (e.visitor_id and e.visitor_id in hit_visitors)
+    ]
 
 
 def _candidate_clicks(session: Session, order: Order) -> list[tuple[Click, TrackingLink]]:

@@ -253,6 +253,22 @@ def _take_and_commit_pg(session: Session, item_id: int, quantity: int) -> None:
     session.info[ASYNC_COMMIT] = True
 
 
+# ``SqlStock.hold_many``: the guarded holding upsert of ``take`` as plain SQL (hot path).
+_SQLITE_HOLD = (
+    "INSERT INTO deal_holdings (deal_item_id, shopper_id, quantity) VALUES (?, ?, ?) "
+    "ON CONFLICT (deal_item_id, shopper_id) DO UPDATE "
+    "SET quantity = deal_holdings.quantity + excluded.quantity "
+    "WHERE deal_holdings.quantity + excluded.quantity <= ? RETURNING quantity"
+)
+_PG_HOLD = (
+    "INSERT INTO deal_holdings (deal_item_id, shopper_id, quantity) "
+    "SELECT %(item)s, t.s, t.q FROM unnest(%(shoppers)s::bigint[], %(qtys)s::int[]) AS t(s, q) "
+    "ON CONFLICT (deal_item_id, shopper_id) DO UPDATE "
+    "SET quantity = deal_holdings.quantity + excluded.quantity "
+    "WHERE deal_holdings.quantity + excluded.quantity <= %(limit)s RETURNING shopper_id"
+)
+
+
 class SqlStock:
     """Guarded conditional updates on ``deal_items`` and ``deal_holdings``."""
 
@@ -326,6 +342,43 @@ class SqlStock:
         else:
             take_now()
 
+    def hold_many(
+        self, session: Session, *, item: ItemRef, holds: list[tuple[int, int]]
+    ) -> list[bool]:
+        """``take``'s guarded holding upsert for several ``(shopper_id, quantity)`` of one
+        item, in that order (whether each stayed within the per-user limit): one statement
+        per round of distinct shoppers on PostgreSQL, a plain DB-API call each on SQLite."""
+        conn = session.connection()
+        driver = conn.connection.driver_connection
+        if conn.dialect.name != "postgresql":
+            cur = driver.cursor()  # type: ignore[union-attr]
+            try:
+                return [
+                    cur.execute(_SQLITE_HOLD, (item.id, shopper, q, item.per_user_limit)).fetchone()
+                    is not None
+                    for shopper, q in holds
+                ]
+            finally:
+                cur.close()
+        ok = [False] * len(holds)
+        todo = list(range(len(holds)))
+        while todo:  # one statement may not touch a row twice: one round per repeat
+            seen: set[int] = set()
+            now = [i for i in todo if not (holds[i][0] in seen or seen.add(holds[i][0]))]
+            todo = [i for i in todo if i not in set(now)]
+            params = {
+                "item": item.id,
+                "shoppers": [holds[i][0] for i in now],
+                "qtys": [holds[i][1] for i in now],
+                "limit": item.per_user_limit,
+            }
+            with driver.cursor() as cur:  # type: ignore[union-attr]
+                cur.execute(_PG_HOLD, params)
+                within = {row[0] for row in cur.fetchall()}
+            for i in now:
+                ok[i] = holds[i][0] in within
+        return ok
+
     def _move(self, session: Session, item_id: int, **deltas: int) -> None:
         values = {name: getattr(DealItem, name) + delta for name, delta in deltas.items()}
         guards = [getattr(DealItem, name) >= -delta for name, delta in deltas.items() if delta < 0]
@@ -392,6 +445,39 @@ redis.call('HINCRBY', KEYS[1], 'reserved', q)
 redis.call('HINCRBY', KEYS[2], ARGV[2], q)
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[2] .. ':' .. ARGV[1] .. ':' .. ARGV[5])
 return 1
+"""
+
+# RESERVE_LUA for several takes of one item, in order. KEYS: stock, users, pending.
+# ARGV: limit, now_ms, then (shopper, qty, token) for each take. Returns one result each.
+RESERVE_MANY_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
+local limit, now = tonumber(ARGV[1]), ARGV[2]
+local avail = tonumber(redis.call('HGET', KEYS[1], 'available') or '0')
+local out = {}
+for i = 3, #ARGV, 3 do
+  local shopper, q, token = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local held = tonumber(redis.call('HGET', KEYS[2], shopper) or '0')
+  if held + q > limit then
+    out[#out + 1] = -1
+  elseif avail < q then
+    out[#out + 1] = 0
+  else
+    avail = avail - q
+    redis.call('HINCRBY', KEYS[1], 'available', -q)
+    redis.call('HINCRBY', KEYS[1], 'reserved', q)
+    redis.call('HINCRBY', KEYS[2], shopper, q)
+    redis.call('HSET', KEYS[3], token, shopper .. ':' .. q .. ':' .. now)
+    out[#out + 1] = 1
+  end
+end
+return out
+"""
+
+# How many of the tokens (ARGV) are still pending. KEYS: pending.
+PENDING_COUNT_LUA = """
+local n = 0
+for i = 1, #ARGV do n = n + redis.call('HEXISTS', KEYS[1], ARGV[i]) end
+return n
 """
 
 # Undo a reservation whose SQL transaction rolled back. KEYS: stock, users, pending. ARGV: token.
@@ -499,6 +585,8 @@ class RedisStock:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._reserve = client.register_script(RESERVE_LUA)
+        self._reserve_many = client.register_script(RESERVE_MANY_LUA)
+        self._pending_count = client.register_script(PENDING_COUNT_LUA)
         self._undo = client.register_script(UNDO_LUA)
         self._op = client.register_script(OP_LUA)
         self._rebuild = client.register_script(REBUILD_LUA)
@@ -549,6 +637,59 @@ class RedisStock:
                 )
 
         before_commit(session, still_held)
+
+    def take_many(
+        self, session: Session, *, item: ItemRef, takes: list[tuple[int, int, str]]
+    ) -> list[int]:
+        """Several ``take``s of one item (``(shopper_id, quantity, token)`` each) in one round
+        trip; per take 1 (held), 0 (sold out) or -1 (over the per-user limit). As with
+        ``take``, what was held is given back if the transaction rolls back, and the commit
+        checks (one round trip for all) that Redis still holds it."""
+        stock, users, pending, _ops = redis_keys(item.id)
+        keys = [stock, users, pending]
+
+        def run(batch: list[tuple[int, int, str]]) -> list[int]:
+            args: list[Any] = [item.per_user_limit, int(time.time() * 1000)]
+            for shopper_id, quantity, token in batch:
+                args += (shopper_id, quantity, token)
+            out = [int(r) for r in self._reserve_many(keys=keys, args=args)]
+            return [-2] * len(batch) if out == [-2] else out
+
+        try:
+            results = run(takes)
+            if -2 in results:  # first use, or Redis lost its data: load from SQL once
+                self.rebuild(session, item=item, only_if_missing=True)
+                again = [i for i, r in enumerate(results) if r == -2]
+                for i, r in zip(again, run([takes[i] for i in again]), strict=True):
+                    results[i] = r
+        except redis.RedisError as exc:
+            raise ServiceUnavailable("Deal stock is unavailable; try again.") from exc
+        if any(r not in (1, 0, -1) for r in results):  # pragma: no cover
+            raise ServiceUnavailable("Deal stock is unavailable; try again.")
+        held = [token for (_s, _q, token), r in zip(takes, results, strict=True) if r == 1]
+        if not held:
+            return results
+
+        def undo() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for token in held:
+                self._undo(keys=keys, args=[token], client=pipe)
+            pipe.execute()
+
+        on_rollback(session, undo)
+
+        def still_held() -> None:
+            try:
+                present = int(self._pending_count(keys=[pending], args=held))
+            except redis.RedisError as exc:
+                raise ServiceUnavailable("Deal stock is unavailable; try again.") from exc
+            if present != len(held):
+                raise ServiceUnavailable(
+                    "Deal stock was reset while buying; try again.", code="stock_reset"
+                )
+
+        before_commit(session, still_held)
+        return results
 
     def _after(
         self,

@@ -22,6 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Message, Receive, Scope, Send
 
+from juxing.kit.middleware import InflightLimitMiddleware
+
 FastHandler = Callable[[Request], Awaitable[Response | None]]
 
 
@@ -76,9 +78,23 @@ class FastRoute(BaseRoute):
         route = self.fallback(scope)
         _match, child = route.matches(scope)
         scope.update(child)
-        await route.handle(scope, replay, send)
+        semaphore = scope.pop(InflightLimitMiddleware.SCOPE_KEY, None)
+        if semaphore is None:
+            await route.handle(scope, replay, send)
+            return
+        async with semaphore:  # a regular request after all: counted as one
+            await route.handle(scope, replay, send)
 
 
-def add_fast_path(app: FastAPI, *, method: str, path: str, handler: FastHandler) -> None:
-    """Put a fast path in front of the regular route of ``method path``."""
+def add_fast_path(
+    app: FastAPI, *, method: str, path: str, handler: FastHandler, bounded: bool = True
+) -> None:
+    """Put a fast path in front of the regular route of ``method path``.
+
+    ``bounded=False``: the handler queues its work for a fixed number of writers and holds
+    no worker thread or database connection while it waits, so its requests are not counted
+    by the in-flight cap (``JUXING_MAX_INFLIGHT_REQUESTS``); a request it hands to the
+    regular route is."""
     app.router.routes.insert(0, FastRoute(method=method, path=path, handler=handler, app=app))
+    if not bounded:
+        app.state.unbounded_routes.add((method, path))

@@ -55,17 +55,29 @@ class InflightLimitMiddleware:
     Without a cap, more concurrent requests than database connections make worker threads
     wait for connections held by requests that wait for a worker thread. Event streams
     (``Accept: text/event-stream``) are long-lived and hold no connection: they are not counted.
+    Nor are the requests of ``unbounded`` (method, path) pairs, fast paths that queue their
+    work for a fixed number of writers (kit/fastroute.py); the semaphore is left in the scope
+    (``SCOPE_KEY``) for the one that hands a request to a regular route after all.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    SCOPE_KEY = "juxing.inflight"
+
+    def __init__(
+        self, app: ASGIApp, *, limit: int, unbounded: set[tuple[str, str]] | None = None
+    ) -> None:
         self.app = app
         self.semaphore = asyncio.Semaphore(limit)
+        self.unbounded = unbounded if unbounded is not None else set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or any(
             name == b"accept" and b"text/event-stream" in value
             for name, value in scope.get("headers", ())
         ):
+            await self.app(scope, receive, send)
+            return
+        if (scope["method"], scope["path"]) in self.unbounded:
+            scope[self.SCOPE_KEY] = self.semaphore
             await self.app(scope, receive, send)
             return
         async with self.semaphore:

@@ -30,6 +30,8 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
 )
 
 _handlers: dict[type, list[Handler]] = defaultdict(list)
+# Subscribers that take a list of events at once (``subscribe_many``).
+_many_handlers: dict[type, list[Callable[[Session, list[Any]], None]]] = defaultdict(list)
 _loaded = False
 
 
@@ -39,6 +41,20 @@ def subscribe(
     def register(fn: Callable[[Session, E], None]) -> Callable[[Session, E], None]:
         if fn not in _handlers[event_type]:
             _handlers[event_type].append(fn)
+        return fn
+
+    return register
+
+
+def subscribe_many(
+    event_type: type[E],
+) -> Callable[[Callable[[Session, list[E]], None]], Callable[[Session, list[E]], None]]:
+    """Like ``subscribe``, for a handler that takes a list of events (one query for many);
+    ``publish`` hands it a list of one."""
+
+    def register(fn: Callable[[Session, list[E]], None]) -> Callable[[Session, list[E]], None]:
+        if fn not in _many_handlers[event_type]:
+            _many_handlers[event_type].append(fn)
         return fn
 
     return register
@@ -54,6 +70,18 @@ def _load() -> None:
 
 def publish(session: Session, event: object) -> None:
     """Deliver ``event`` to every subscriber, in the caller's transaction."""
+    publish_many(session, [event])
+
+
+def publish_many(session: Session, events: list[Any]) -> None:
+    """Deliver events of one type to every subscriber, in the caller's transaction, in
+    order (a ``subscribe_many`` handler gets them all in one call)."""
     _load()
-    for handler in list(_handlers.get(type(event), ())):
-        handler(session, event)
+    if not events:
+        return
+    kind = type(events[0])
+    for many in list(_many_handlers.get(kind, ())):
+        many(session, events)
+    for handler in list(_handlers.get(kind, ())):
+        for event in events:
+            handler(session, event)

@@ -1,0 +1,517 @@
+"""Placing many buys in one unit of work (group commit): the flash-sale hot path.
+
+The buy endpoint's fast path (``deals.fastbuy``) gathers the plain buys (a deal item and a
+quantity, from a bearer token) that arrive while the previous group is being written, and
+``place_buys`` places the whole group in one transaction: one query resolves every token,
+one reads every deal item, each item's stock is taken once for the group (one guarded
+UPDATE of the hot row on SQL, one pipelined round trip of the Lua script on Redis), the
+orders and their lines are inserted with one statement each, and one COMMIT (one WAL flush
+or fsync) makes them all durable before any of them is answered.
+
+Each buy gets the answer ``orders.reserve`` would give it alone, from the same checks in the
+same order: invalid token (401), not a shopper (403), no such deal item (404), not on sale,
+live-only, group deal, over the per-user limit (422), sold out (409). The invariants are the
+stock backends' own: the per-user holding is the same guarded upsert, the hot row the same
+guarded UPDATE, the Redis side the same script.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from juxing.deals.events import OrderPlaced
+from juxing.deals.orders import Buying, _item_ref, _not_live
+from juxing.deals.stock import (
+    SQL_STOCK,
+    RedisStock,
+    backend_for,
+    over_limit,
+    rowcount,
+    sold_out,
+)
+from juxing.kit.auth import TOKEN_TOUCH_AFTER
+from juxing.kit.errors import Forbidden, JuxingError, NotFound, Unauthorized, Unprocessable
+from juxing.kit.ratelimit import LimitRule, RateLimiter
+from juxing.kit.signals import publish_many
+from juxing.kit.time import utcnow
+from juxing.models.accounts import ApiToken, Role, User, UserRole
+from juxing.models.catalog import Product, Sku
+from juxing.models.content import LiveRoomItem
+from juxing.models.deals import Campaign, DealItem
+from juxing.models.orders import Order, OrderLine, OrderStatus
+
+
+@dataclass(slots=True)
+class Buy:
+    """One buy of a group: what was asked, and (after ``place_buys``) its outcome: the
+    placed order or the error to answer."""
+
+    token_hash: str
+    deal_item_id: int
+    quantity: int
+    visitor_id: str | None = None
+    outcome: Placed | JuxingError | None = None
+    shopper_id: int = 0
+    token: str = ""  # the Redis reservation token
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A placed order: its row and its one line's row, as inserted (with their ids)."""
+
+    order: dict[str, Any]
+    line: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    user_id: int
+    live: bool
+    active: bool
+    shopper: bool
+
+
+_TOKENS = cast(Table, ApiToken.__table__)
+_ITEM = cast(Table, DealItem.__table__)
+_ORDERS, _LINES = cast(Table, Order.__table__), cast(Table, OrderLine.__table__)
+
+
+# Every token of the group with its user, in one query (the kit's ``_user_from_bearer``
+# for many): validity columns, the user's state and whether they are a shopper.
+def _callers_query(pg: bool) -> Any:
+    tokens: Any = _TOKENS
+    hashes: Any = None
+    if pg:  # one array parameter: one statement text (prepared once) for any number
+        hashes = (
+            func.unnest(bindparam("hashes", type_=ARRAY(String)))
+            .table_valued("hash")
+            .render_derived(name="h")
+        )
+        tokens = hashes.join(_TOKENS, _TOKENS.c.token_hash == hashes.c.hash)
+    query = (
+        select(
+            ApiToken.token_hash,
+            ApiToken.id,
+            # ``kit.auth.token_is_live`` and the touch rule, decided by the database.
+            and_(
+                ApiToken.revoked_at.is_(None),
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")),
+            ).label("live"),
+            or_(
+                ApiToken.last_used_at.is_(None), ApiToken.last_used_at < bindparam("touch_before")
+            ).label("stale"),
+            User.id,
+            User.is_active,
+            UserRole.user_id.is_not(None).label("shopper"),
+        )
+        .select_from(tokens)
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(UserRole, and_(UserRole.user_id == User.id, UserRole.role == Role.SHOPPER.value))
+    )
+    if not pg:
+        query = query.where(ApiToken.token_hash.in_(bindparam("hashes", expanding=True)))
+    return query
+
+
+_TOUCH = (
+    update(_TOKENS)
+    .where(_TOKENS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(last_used_at=bindparam("now"))
+)
+
+
+# ``orders.reserve``'s lookup, for every deal item of the group.
+def _items_query(one_of: Any) -> Any:
+    return (
+        select(
+            _ITEM,
+            Campaign.status.label("campaign_status"),
+            Product.title.label("product_title"),
+            Sku.name.label("sku_name"),
+            exists()
+            .where(LiveRoomItem.deal_item_id == _ITEM.c.id, LiveRoomItem.live_only.is_(True))
+            .label("live_only"),
+        )
+        .join(Campaign, Campaign.id == _ITEM.c.campaign_id)
+        .join(Product, Product.id == _ITEM.c.product_id)
+        .join(Sku, Sku.id == _ITEM.c.sku_id)
+        .where(one_of(_ITEM.c.id, "ids"))
+    )
+
+
+def _in(column: Any, name: str) -> Any:
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _any(column: Any, name: str) -> Any:
+    # PostgreSQL: one array parameter, so one statement text (prepared once) for any count.
+    return column == any_(bindparam(name, type_=ARRAY(column.type)))
+
+
+# The two per-group lookups, keyed by "is PostgreSQL".
+_CALLERS = {False: _callers_query(False), True: _callers_query(True)}
+_ITEMS = {False: _items_query(_in), True: _items_query(_any)}
+_AVAILABLE = select(_ITEM.c.available).where(_ITEM.c.id == bindparam("item_id")).with_for_update()
+_TAKE = (
+    update(_ITEM)
+    .where(_ITEM.c.id == bindparam("item_id"), _ITEM.c.available >= bindparam("take"))
+    .values(
+        available=_ITEM.c.available - bindparam("take"),
+        reserved=_ITEM.c.reserved + bindparam("take"),
+    )
+)
+
+
+def invalid_token() -> Unauthorized:
+    return Unauthorized(
+        "The API token is not valid.", code="invalid_token", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _callers(session: Session, buys: list[Buy], now: datetime) -> dict[str, _Caller]:
+    """Resolve every token of the group; record use (at most every few minutes a token)."""
+    conn = session.connection()
+    hashes = sorted({b.token_hash for b in buys})
+    params = {"hashes": hashes, "now": now, "touch_before": now - TOKEN_TOUCH_AFTER}
+    rows = conn.execute(_CALLERS[conn.dialect.name == "postgresql"], params).all()
+    callers: dict[str, _Caller] = {}
+    touch: list[int] = []
+    for token_hash, token_id, live, stale, uid, active, shopper in rows:
+        callers[token_hash] = _Caller(uid, bool(live), bool(active), bool(shopper))
+        if live and active and stale:
+            touch.append(token_id)
+    if touch:
+        conn.execute(_TOUCH, {"ids": touch, "now": now})
+    return callers
+
+
+def _refusal(buy: Buy, caller: _Caller | None, row: Any, now: datetime) -> JuxingError | None:
+    """What ``orders.reserve`` (behind the endpoint's dependencies) would refuse first."""
+    if caller is None or not caller.live:
+        return invalid_token()
+    if not caller.active:
+        return Unauthorized("The account is disabled.", code="account_disabled")
+    if not caller.shopper:
+        return Forbidden(
+            "This needs the role shopper.",
+            code="role_required",
+            details={"roles": [Role.SHOPPER.value]},
+        )
+    if row is None:
+        return NotFound("No such deal item.", details={"field": "body.deal_item_id"})
+    item, live_only = row, row.live_only
+    problem = _not_live(item, row.campaign_status, now)
+    if problem:
+        return problem
+    if live_only:
+        return Unprocessable(
+            "This deal is sold only in its live room while it is on air.",
+            code="live_only",
+            details={"field": "body.live_room_id"},
+        )
+    if buy.quantity > item.per_user_limit:
+        return over_limit(item.per_user_limit)
+    if item.group_size:
+        return Unprocessable(
+            "This is a group deal: start a group or join one.",
+            code="group_required",
+            details={"field": "body.group_code"},
+        )
+    return None
+
+
+def place_buys(
+    *,
+    session: Session,
+    ctx: Buying,
+    buys: list[Buy],
+    now: datetime | None = None,
+    limiter: tuple[RateLimiter, LimitRule] | None = None,
+    optimistic: bool = True,
+) -> None:
+    """Place a group of buys in the session's transaction; each buy's ``outcome`` is set.
+    The caller commits (the orders exist once it has) and answers each buy only then.
+
+    ``limiter``: the per-user rate limit of buying, counted once the token is resolved.
+    ``optimistic``: on the SQL backend, when the lookup shows enough stock for the whole
+    group, take the hot row last (locked only from there to the COMMIT); raises
+    ``StockMoved`` if it no longer has it. Otherwise the row is locked first and the stock
+    shared out first come, first served."""
+    now = now or utcnow()
+    callers = _callers(session, buys, now)
+    conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    rows = {
+        row.id: row
+        for row in conn.execute(_ITEMS[pg], {"ids": sorted({b.deal_item_id for b in buys})})
+    }
+    groups: dict[int, list[Buy]] = {}
+    for buy in buys:
+        caller = callers.get(buy.token_hash)
+        if limiter is not None and caller is not None and limiter[0] is not None:
+            rule = limiter[1].per_user
+            if rule is not None:
+                try:
+                    limiter[0].check(f"buy:u{caller.user_id}", rule, name="buy", scope="user")
+                except JuxingError as exc:
+                    buy.outcome = exc
+                    continue
+        buy.outcome = _refusal(buy, caller, rows.get(buy.deal_item_id), now)
+        if buy.outcome is None:
+            assert caller is not None
+            buy.shopper_id = caller.user_id
+            groups.setdefault(buy.deal_item_id, []).append(buy)
+    placed: list[Buy] = []
+    late: list[tuple[Any, int]] = []  # SQL items whose hot row is taken last: (item, units)
+    for item_id, group in groups.items():
+        item = rows[item_id]
+        try:
+            backend = backend_for(item.stock_backend, ctx.redis_client)
+        except JuxingError as exc:
+            for buy in group:
+                buy.outcome = exc
+            continue
+        if isinstance(backend, RedisStock):
+            placed += _take_redis(session, backend, item, group)
+            continue
+        held = _hold_sql(session, item, group)
+        units = sum(b.quantity for b in held)
+        if optimistic and units <= item.available:
+            placed += held  # enough stock at the lookup: the hot row is taken at the end
+            late.append((item, units))
+        else:
+            placed += _take_sql(session, item, held)
+    if placed:
+        _insert(session, placed, rows, ctx, now)
+    for item, units in late:
+        if rowcount(conn.execute(_TAKE, {"item_id": item.id, "take": units})) != 1:
+            raise StockMoved(item.id)
+
+
+class StockMoved(Exception):
+    """An optimistic group found less stock at its end than at its lookup (another group
+    took it meanwhile): roll back and place the group again with ``optimistic=False``."""
+
+
+def _hold_sql(session: Session, item: Any, group: list[Buy]) -> list[Buy]:
+    """Each buyer's guarded holding upsert (the per-user limit); the buys within their
+    limit, in arrival order. A buy for more than the lookup's stock is refused at once."""
+    wanted = [b for b in group if item.available >= b.quantity]
+    for buy in group:
+        if item.available < buy.quantity:
+            buy.outcome = sold_out()  # at the lookup: refused without writing
+    # Holdings in shopper order: two groups in two processes never wait on each other.
+    wanted.sort(key=lambda b: b.shopper_id)
+    within = SQL_STOCK.hold_many(
+        session, item=_item_ref(item), holds=[(b.shopper_id, b.quantity) for b in wanted]
+    )
+    held: set[int] = set()
+    for buy, ok in zip(wanted, within, strict=True):
+        if ok:
+            held.add(id(buy))
+        else:
+            buy.outcome = over_limit(item.per_user_limit)
+    return [b for b in group if id(b) in held]
+
+
+def _take_sql(session: Session, item: Any, held: list[Buy]) -> list[Buy]:
+    """The hot row, locked first, for buys that may not all get stock: first come, first
+    served; the others' holdings are given back."""
+    if not held:
+        return []
+    conn = session.connection()
+    available = conn.execute(_AVAILABLE, {"item_id": item.id}).scalar_one()
+    won: list[Buy] = []
+    for buy in held:
+        if buy.quantity <= available:
+            available -= buy.quantity
+            won.append(buy)
+        else:
+            buy.outcome = sold_out()
+            SQL_STOCK._unhold(session, item.id, buy.shopper_id, buy.quantity)
+    take = sum(b.quantity for b in won)
+    if take and rowcount(conn.execute(_TAKE, {"item_id": item.id, "take": take})) != 1:
+        raise RuntimeError("deal stock moved under its row lock")  # pragma: no cover
+    return won
+
+
+def _take_redis(session: Session, backend: RedisStock, item: Any, group: list[Buy]) -> list[Buy]:
+    """The Redis backend for one item: every take of the group in one pipelined round trip."""
+    for buy in group:
+        buy.token = uuid.uuid4().hex
+    results = backend.take_many(
+        session,
+        item=_item_ref(item),
+        takes=[(b.shopper_id, b.quantity, b.token) for b in group],
+    )
+    won: list[Buy] = []
+    for buy, result in zip(group, results, strict=True):
+        if result == 1:
+            won.append(buy)
+        elif result == 0:
+            buy.outcome = sold_out()
+        else:
+            buy.outcome = over_limit(item.per_user_limit)
+    return won
+
+
+def _insert(
+    session: Session, placed: list[Buy], rows: dict[int, Any], ctx: Buying, now: datetime
+) -> None:
+    """The group's orders and lines, one INSERT each (ids in the order of the rows): plain
+    rows, no ORM objects (the hot path); each buy's outcome is its ``Placed``."""
+    expires_at = now + timedelta(seconds=ctx.order_timeout_s)
+    orders: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
+    for buy in placed:
+        item = rows[buy.deal_item_id]
+        subtotal = item.deal_price_minor * buy.quantity
+        orders.append(
+            {
+                "shopper_id": buy.shopper_id,
+                "merchant_id": item.merchant_id,
+                "status": OrderStatus.PENDING_PAYMENT.value,
+                "currency": item.currency,
+                "subtotal_minor": subtotal,
+                "discount_minor": 0,
+                "total_minor": subtotal,
+                "refunded_minor": 0,
+                "coupon_claim_id": None,
+                "group_id": None,
+                "visitor_id": buy.visitor_id,
+                "reservation_token": buy.token or None,
+                "created_at": now,
+                "updated_at": now,
+                "expires_at": expires_at,
+            }
+        )
+        lines.append(
+            {
+                "order_id": 0,
+                "sku_id": item.sku_id,
+                "deal_item_id": item.id,
+                "product_id": item.product_id,
+                "title": f"{item.product_title} · {item.sku_name}"[:200],
+                "quantity": buy.quantity,
+                "unit_price_minor": item.deal_price_minor,
+                "amount_minor": subtotal,
+                "refunded_minor": 0,
+                "refunded_quantity": 0,
+                "restocked_quantity": 0,
+            }
+        )
+    conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    order_ids = _pg_insert_orders(conn, orders) if pg else _insert_rows(conn, _ORDERS, orders)
+    for order, line, order_id in zip(orders, lines, order_ids, strict=True):
+        order["id"] = line["order_id"] = order_id
+    line_ids = _pg_insert_lines(conn, lines) if pg else _insert_rows(conn, _LINES, lines)
+    for buy, order, line, line_id in zip(placed, orders, lines, line_ids, strict=True):
+        line["id"] = line_id
+        buy.outcome = Placed(order, line)
+    publish_many(
+        session,
+        [
+            OrderPlaced(order_id=o["id"], shopper_id=o["shopper_id"], visitor_id=v, placed_at=now)
+            for o, v in ((o, o["visitor_id"]) for o in orders)
+        ],
+    )
+
+
+def _insert_rows(conn: Any, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows``; their ids, in the order of the rows."""
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return list(conn.execute(stmt, rows).scalars())
+
+
+# PostgreSQL: a group's orders and lines, one statement each whatever their number (arrays,
+# one prepared text). The ids come from the table's sequence as the rows are inserted, in
+# the order of the SELECT (ORDER BY the arrays' ordinality): sorted, they are the rows' ids.
+_PG_INSERT_ORDERS = (
+    "INSERT INTO orders (shopper_id, merchant_id, status, currency, subtotal_minor, "
+    "discount_minor, total_minor, refunded_minor, visitor_id, reservation_token, created_at, "
+    "updated_at, expires_at) "
+    "SELECT t.shopper, t.merchant, %(status)s, t.currency, t.subtotal, 0, t.subtotal, 0, "
+    "t.visitor, t.token, %(created)s, %(created)s, %(expires)s "
+    "FROM unnest(%(shopper)s::bigint[], %(merchant)s::bigint[], %(currency)s::text[], "
+    "%(subtotal)s::bigint[], %(visitor)s::text[], %(token)s::text[]) WITH ORDINALITY "
+    "AS t(shopper, merchant, currency, subtotal, visitor, token, n) "
+    "ORDER BY t.n RETURNING id"
+)
+_PG_INSERT_LINES = (
+    "INSERT INTO order_lines (order_id, sku_id, deal_item_id, product_id, title, quantity, "
+    "unit_price_minor, amount_minor, refunded_minor, refunded_quantity, restocked_quantity) "
+    "SELECT t.o, t.sku, t.item, t.product, t.title, t.q, t.price, t.amount, 0, 0, 0 "
+    "FROM unnest(%(order)s::bigint[], %(sku)s::bigint[], %(item)s::bigint[], "
+    "%(product)s::bigint[], %(title)s::text[], %(q)s::int[], %(price)s::bigint[], "
+    "%(amount)s::bigint[]) WITH ORDINALITY "
+    "AS t(o, sku, item, product, title, q, price, amount, n) ORDER BY t.n RETURNING id"
+)
+
+
+def _pg_run(conn: Any, sql: str, params: dict[str, Any]) -> list[int]:
+    with conn.connection.driver_connection.cursor() as cur:
+        cur.execute(sql, params)
+        return sorted(row[0] for row in cur.fetchall())
+
+
+def _pg_insert_orders(conn: Any, orders: list[dict[str, Any]]) -> list[int]:
+    first = orders[0]
+    for o in orders:  # what the statement writes as constants
+        assert o["discount_minor"] == 0 and o["total_minor"] == o["subtotal_minor"]
+        assert o["refunded_minor"] == 0 and o["updated_at"] == o["created_at"]
+        assert o["coupon_claim_id"] is None and o["group_id"] is None
+        assert o["status"] == first["status"] and o["created_at"] == first["created_at"]
+        assert o["expires_at"] == first["expires_at"]
+    columns = {
+        "shopper": "shopper_id",
+        "merchant": "merchant_id",
+        "currency": "currency",
+        "subtotal": "subtotal_minor",
+        "visitor": "visitor_id",
+        "token": "reservation_token",
+    }
+    params: dict[str, Any] = {name: [o[col] for o in orders] for name, col in columns.items()}
+    params |= {
+        "status": first["status"],
+        "created": first["created_at"],
+        "expires": first["expires_at"],
+    }
+    return _pg_run(conn, _PG_INSERT_ORDERS, params)
+
+
+def _pg_insert_lines(conn: Any, lines: list[dict[str, Any]]) -> list[int]:
+    for line in lines:  # what the statement writes as constants
+        assert line["refunded_minor"] == line["refunded_quantity"] == 0
+        assert line["restocked_quantity"] == 0
+    columns = {
+        "order": "order_id",
+        "sku": "sku_id",
+        "item": "deal_item_id",
+        "product": "product_id",
+        "title": "title",
+        "q": "quantity",
+        "price": "unit_price_minor",
+        "amount": "amount_minor",
+    }
+    params = {name: [line[col] for line in lines] for name, col in columns.items()}
+    return _pg_run(conn, _PG_INSERT_LINES, params)
