@@ -82,7 +82,7 @@ def _click_params(shopper_id: int, visitor_id: str | None, placed: datetime) -> 
 
 def _clickers(with_visitors: bool) -> Any:
     """Who of ``:shoppers`` (or ``:visitors``) clicked between ``:opens`` and ``:placed``."""
-    who = Click.shopper_id.in_(bindparam("shoppers", expanding=True))
+    who: Any = Click.shopper_id.in_(bindparam("shoppers", expanding=True))
     if with_visitors:
         who = or_(who, Click.visitor_id.in_(bindparam("visitors", expanding=True)))
     return (

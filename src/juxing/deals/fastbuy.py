@@ -82,9 +82,9 @@ def parse(request: Request, body: bytes) -> flash.Buy | None:
         if key == "start_group" and value is not False:
             return None
     item_id, quantity = data.get("deal_item_id"), data.get("quantity", 1)
-    if not (_is_int(item_id) and _is_int(quantity)) or not (0 < item_id <= _MAX_ID):
+    if not (isinstance(item_id, int) and _is_int(item_id) and 0 < item_id <= _MAX_ID):
         return None
-    if not 1 <= quantity <= 1000:
+    if not (isinstance(quantity, int) and _is_int(quantity) and 1 <= quantity <= 1000):
         return None
     visitor = request.cookies.get(VISITOR_COOKIE) if "cookie" in headers else None
     return flash.Buy(

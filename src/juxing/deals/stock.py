@@ -363,9 +363,13 @@ class SqlStock:
         ok = [False] * len(holds)
         todo = list(range(len(holds)))
         while todo:  # one statement may not touch a row twice: one round per repeat
+            now: list[int] = []
+            later: list[int] = []
             seen: set[int] = set()
-            now = [i for i in todo if not (holds[i][0] in seen or seen.add(holds[i][0]))]
-            todo = [i for i in todo if i not in set(now)]
+            for i in todo:
+                (later if holds[i][0] in seen else now).append(i)
+                seen.add(holds[i][0])
+            todo = later
             params = {
                 "item": item.id,
                 "shoppers": [holds[i][0] for i in now],

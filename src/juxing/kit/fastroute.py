@@ -43,7 +43,7 @@ class FastRoute(BaseRoute):
             return Match.FULL, {}
         return Match.NONE, {}
 
-    def url_path_for(self, name: str, /, **path_params: object):  # type: ignore[no-untyped-def]
+    def url_path_for(self, name: str, /, **path_params: object):  # type: ignore[no-untyped-def,unused-ignore]
         from starlette.routing import NoMatchFound
 
         raise NoMatchFound(name, path_params)
