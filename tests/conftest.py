@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,9 @@ class TransactionalDatabase(Database):
         return Session(
             bind=self._connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )
+
+    def dedicated_sessions(self) -> tuple[Callable[[], Session], Callable[[], None]]:
+        return self.new_session, lambda: None
 
     @contextmanager
     def dbapi_connection(self) -> Iterator[Any]:

@@ -85,6 +85,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 stop_jobs()
             if getattr(app.state, "content_live_hub", None) is not None:  # issue 4: content
                 await app.state.content_live_hub.close()  # issue 4: live-room streams
+            if getattr(app.state, "buy_writer", None) is not None:  # issue 3: fast buy path
+                app.state.buy_writer.stop()
             if getattr(app.state, "feed_engine", None) is not None:  # issue 5: buffered writes
                 app.state.feed_engine.stop()
             if app.state.redis is not None:

@@ -16,10 +16,11 @@ invalid bodies with its validation errors. ``JUXING_FAST_PATHS=false`` turns it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -40,9 +41,8 @@ from juxing.kit.security import hash_token
 log = logging.getLogger("juxing.deals.fastbuy")
 
 PATH = "/api/v1/orders"
-# The most buys written in one transaction, and the writers (threads) per process.
+# The most buys written in one transaction.
 MAX_GROUP = 128
-WRITERS = 1
 _PLAIN_KEYS = frozenset({"deal_item_id", "quantity"})
 # Keys of ReserveIn the fast path accepts only at their "not used" value.
 _UNUSED = {"coupon_claim_id": None, "start_group": False, "group_code": None, "live_room_id": None}
@@ -121,60 +121,83 @@ def _check_ip(request: Request, writer: BuyWriter) -> None:
 
 
 class BuyWriter:
-    """The process's buy writers: place the queued buys a group at a time, each group in
-    one worker thread and one transaction, and wake each buyer once its group committed.
+    """The process's buy writer: a thread that places the queued buys a group at a time,
+    each group in one transaction, and hands each buyer its answer once the group committed.
 
     One writer per process: the buys that queue while it writes form the next group, so
     groups grow with the load. (Measured: a second writer on PostgreSQL or Redis halves the
-    groups and costs more CPU per buy than it saves in waiting; SQLite allows one writer.)"""
+    groups and costs more CPU per buy than it saves in waiting; SQLite allows one writer.)
+    The thread takes the next group itself as soon as it is done, without waiting for the
+    event loop to hand it over (the loop only queues buys and delivers answers)."""
 
     def __init__(self, app: FastAPI, request: Request) -> None:
         self.db = app.state.db
+        self.sessions, self._close = self.db.dedicated_sessions()
         self.ctx = buying(request)
         self.limiter: tuple[RateLimiter, LimitRule] | None = None
         if app.state.settings.rate_limits_enabled:
             limiter = limiter_for(request)
             self.limiter = (limiter, app.state.rate_limit_rules["buy"])
-        self.writers = WRITERS
-        self.queue: list[tuple[flash.Buy, asyncio.Future[bytes]]] = []
-        self.running = 0
-        self.threads = ThreadPoolExecutor(self.writers, thread_name_prefix="juxing-buy")
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.loop = asyncio.get_running_loop()
+        self._queued: list[tuple[flash.Buy, asyncio.Future[bytes]]] = []
+        self._ready = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="juxing-buy", daemon=True)
+        self._thread.start()
 
     async def place(self, buy: flash.Buy) -> bytes:
         """Queue ``buy``; return the 201 body once its order has committed (or b"" with
         ``buy.outcome`` set to the error to answer)."""
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.queue.append((buy, future))
-        self._pump()
+        future: asyncio.Future[bytes] = self.loop.create_future()
+        with self._ready:
+            self._queued.append((buy, future))
+            self._ready.notify()
         return await future
 
-    def _pump(self) -> None:
-        while self.queue and self.running < self.writers:
-            group, self.queue = self.queue[:MAX_GROUP], self.queue[MAX_GROUP:]
-            self.running += 1
-            task = asyncio.get_running_loop().create_task(self._write(group))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def stop(self) -> None:
+        """Let the thread finish the group in hand and end (buys still queued get 503)."""
+        with self._ready:
+            self._stopped = True
+            self._ready.notify()
+        self._thread.join(timeout=30)
+        self._close()
 
-    async def _write(self, group: list[tuple[flash.Buy, asyncio.Future[bytes]]]) -> None:
-        buys = [buy for buy, _future in group]
-        try:
-            loop = asyncio.get_running_loop()
-            bodies = await loop.run_in_executor(self.threads, self.write, buys)
-        except BaseException as exc:
-            for _buy, future in group:
-                if not future.done():
-                    future.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        else:
-            for (_buy, future), body in zip(group, bodies, strict=True):
-                if not future.done():
-                    future.set_result(body)
-        finally:
-            self.running -= 1
-            self._pump()
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queued and not self._stopped:
+                    self._ready.wait()
+                if self._stopped:
+                    left, self._queued = self._queued, []
+                    if left:
+                        self._call(self._fail, left, _unavailable())
+                    return
+                group = self._queued[:MAX_GROUP]
+                del self._queued[:MAX_GROUP]
+            try:
+                bodies = self.write([buy for buy, _future in group])
+            except BaseException as exc:  # every buyer must be answered
+                log.exception("the buy writer failed on a group of %s", len(group))
+                self._call(self._fail, group, exc)
+                continue
+            self._call(self._deliver, group, bodies)
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        # RuntimeError: the loop has closed (shutdown): nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    @staticmethod
+    def _deliver(group: list[tuple[flash.Buy, asyncio.Future[bytes]]], bodies: list[bytes]) -> None:
+        for (_buy, future), body in zip(group, bodies, strict=True):
+            if not future.done():
+                future.set_result(body)
+
+    @staticmethod
+    def _fail(group: list[tuple[flash.Buy, asyncio.Future[bytes]]], exc: BaseException) -> None:
+        for _buy, future in group:
+            if not future.done():
+                future.set_exception(exc)
 
     def write(self, buys: list[flash.Buy]) -> list[bytes]:
         """Place a group in one unit of work (in a writer thread). When the group fails
@@ -191,7 +214,7 @@ class BuyWriter:
         """Place ``buys`` in one unit of work; False if it rolled back before COMMIT."""
         for buy in buys:
             buy.outcome, buy.shopper_id, buy.token = None, 0, ""
-        session = self.db.new_session(write=True)
+        session = self.sessions()
         try:
             flash.place_buys(
                 session=session,

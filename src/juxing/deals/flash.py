@@ -420,11 +420,16 @@ def _insert(
             }
         )
     conn = session.connection()
-    pg = conn.dialect.name == "postgresql"
-    order_ids = _pg_insert_orders(conn, orders) if pg else _insert_rows(conn, _ORDERS, orders)
-    for order, line, order_id in zip(orders, lines, order_ids, strict=True):
-        order["id"] = line["order_id"] = order_id
-    line_ids = _pg_insert_lines(conn, lines) if pg else _insert_rows(conn, _LINES, lines)
+    if conn.dialect.name == "postgresql":
+        pairs = _pg_insert(conn, orders, lines)
+        for order, line, (order_id, _line_id) in zip(orders, lines, pairs, strict=True):
+            order["id"] = line["order_id"] = order_id
+        line_ids = [line_id for _order_id, line_id in pairs]
+    else:
+        order_ids = _insert_rows(conn, _ORDERS, orders)
+        for order, line, order_id in zip(orders, lines, order_ids, strict=True):
+            order["id"] = line["order_id"] = order_id
+        line_ids = _insert_rows(conn, _LINES, lines)
     for buy, order, line, line_id in zip(placed, orders, lines, line_ids, strict=True):
         line["id"] = line_id
         buy.outcome = Placed(order, line)
@@ -443,38 +448,38 @@ def _insert_rows(conn: Any, table: Table, rows: list[dict[str, Any]]) -> list[in
     return list(conn.execute(stmt, rows).scalars())
 
 
-# PostgreSQL: a group's orders and lines, one statement each whatever their number (arrays,
-# one prepared text). The ids come from the table's sequence as the rows are inserted, in
-# the order of the SELECT (ORDER BY the arrays' ordinality): sorted, they are the rows' ids.
-_PG_INSERT_ORDERS = (
-    "INSERT INTO orders (shopper_id, merchant_id, status, currency, subtotal_minor, "
+# PostgreSQL: a group's orders and their lines in ONE statement whatever their number
+# (arrays: one prepared text). The order ids are drawn from the sequence first, one per row
+# in the rows' order (a CTE used twice is computed once), so each line knows its order's id;
+# the lines' foreign keys are checked at the end of the statement, when the orders exist.
+_PG_INSERT = (
+    "WITH ids AS (SELECT n, nextval('orders_id_seq') AS id FROM generate_series(1, %(n)s) AS n), "
+    "o AS (INSERT INTO orders (id, shopper_id, merchant_id, status, currency, subtotal_minor, "
     "discount_minor, total_minor, refunded_minor, visitor_id, reservation_token, created_at, "
     "updated_at, expires_at) "
-    "SELECT t.shopper, t.merchant, %(status)s, t.currency, t.subtotal, 0, t.subtotal, 0, "
-    "t.visitor, t.token, %(created)s, %(created)s, %(expires)s "
+    "SELECT ids.id, t.shopper, t.merchant, %(status)s, t.currency, t.subtotal, 0, t.subtotal, "
+    "0, t.visitor, t.token, %(created)s, %(created)s, %(expires)s "
     "FROM unnest(%(shopper)s::bigint[], %(merchant)s::bigint[], %(currency)s::text[], "
     "%(subtotal)s::bigint[], %(visitor)s::text[], %(token)s::text[]) WITH ORDINALITY "
-    "AS t(shopper, merchant, currency, subtotal, visitor, token, n) "
-    "ORDER BY t.n RETURNING id"
+    "AS t(shopper, merchant, currency, subtotal, visitor, token, n) JOIN ids ON ids.n = t.n "
+    "RETURNING id), "
+    "l AS (INSERT INTO order_lines (order_id, sku_id, deal_item_id, product_id, title, "
+    "quantity, unit_price_minor, amount_minor, refunded_minor, refunded_quantity, "
+    "restocked_quantity) "
+    "SELECT ids.id, u.sku, u.item, u.product, u.title, u.q, u.price, u.amount, 0, 0, 0 "
+    "FROM unnest(%(sku)s::bigint[], %(item)s::bigint[], %(product)s::bigint[], "
+    "%(title)s::text[], %(q)s::int[], %(price)s::bigint[], %(amount)s::bigint[]) "
+    "WITH ORDINALITY AS u(sku, item, product, title, q, price, amount, n) "
+    "JOIN ids ON ids.n = u.n RETURNING id, order_id) "
+    "SELECT ids.id, l.id FROM ids JOIN l ON l.order_id = ids.id "
+    "WHERE EXISTS (SELECT 1 FROM o WHERE o.id = ids.id) ORDER BY ids.n"
 )
-_PG_INSERT_LINES = (
-    "INSERT INTO order_lines (order_id, sku_id, deal_item_id, product_id, title, quantity, "
-    "unit_price_minor, amount_minor, refunded_minor, refunded_quantity, restocked_quantity) "
-    "SELECT t.o, t.sku, t.item, t.product, t.title, t.q, t.price, t.amount, 0, 0, 0 "
-    "FROM unnest(%(order)s::bigint[], %(sku)s::bigint[], %(item)s::bigint[], "
-    "%(product)s::bigint[], %(title)s::text[], %(q)s::int[], %(price)s::bigint[], "
-    "%(amount)s::bigint[]) WITH ORDINALITY "
-    "AS t(o, sku, item, product, title, q, price, amount, n) ORDER BY t.n RETURNING id"
-)
 
 
-def _pg_run(conn: Any, sql: str, params: dict[str, Any]) -> list[int]:
-    with conn.connection.driver_connection.cursor() as cur:
-        cur.execute(sql, params)
-        return sorted(row[0] for row in cur.fetchall())
-
-
-def _pg_insert_orders(conn: Any, orders: list[dict[str, Any]]) -> list[int]:
+def _pg_insert(
+    conn: Any, orders: list[dict[str, Any]], lines: list[dict[str, Any]]
+) -> list[tuple[int, int]]:
+    """(order id, line id) of each row, in the rows' order."""
     first = orders[0]
     for o in orders:  # what the statement writes as constants
         assert o["discount_minor"] == 0 and o["total_minor"] == o["subtotal_minor"]
@@ -482,7 +487,10 @@ def _pg_insert_orders(conn: Any, orders: list[dict[str, Any]]) -> list[int]:
         assert o["coupon_claim_id"] is None and o["group_id"] is None
         assert o["status"] == first["status"] and o["created_at"] == first["created_at"]
         assert o["expires_at"] == first["expires_at"]
-    columns = {
+    for line in lines:
+        assert line["refunded_minor"] == line["refunded_quantity"] == 0
+        assert line["restocked_quantity"] == 0
+    order_columns = {
         "shopper": "shopper_id",
         "merchant": "merchant_id",
         "currency": "currency",
@@ -490,21 +498,7 @@ def _pg_insert_orders(conn: Any, orders: list[dict[str, Any]]) -> list[int]:
         "visitor": "visitor_id",
         "token": "reservation_token",
     }
-    params: dict[str, Any] = {name: [o[col] for o in orders] for name, col in columns.items()}
-    params |= {
-        "status": first["status"],
-        "created": first["created_at"],
-        "expires": first["expires_at"],
-    }
-    return _pg_run(conn, _PG_INSERT_ORDERS, params)
-
-
-def _pg_insert_lines(conn: Any, lines: list[dict[str, Any]]) -> list[int]:
-    for line in lines:  # what the statement writes as constants
-        assert line["refunded_minor"] == line["refunded_quantity"] == 0
-        assert line["restocked_quantity"] == 0
-    columns = {
-        "order": "order_id",
+    line_columns = {
         "sku": "sku_id",
         "item": "deal_item_id",
         "product": "product_id",
@@ -513,5 +507,17 @@ def _pg_insert_lines(conn: Any, lines: list[dict[str, Any]]) -> list[int]:
         "price": "unit_price_minor",
         "amount": "amount_minor",
     }
-    params = {name: [line[col] for line in lines] for name, col in columns.items()}
-    return _pg_run(conn, _PG_INSERT_LINES, params)
+    params: dict[str, Any] = {name: [o[c] for o in orders] for name, c in order_columns.items()}
+    params |= {name: [ln[c] for ln in lines] for name, c in line_columns.items()}
+    params |= {
+        "n": len(orders),
+        "status": first["status"],
+        "created": first["created_at"],
+        "expires": first["expires_at"],
+    }
+    with conn.connection.driver_connection.cursor() as cur:
+        cur.execute(_PG_INSERT, params)
+        pairs = [(int(order_id), int(line_id)) for order_id, line_id in cur.fetchall()]
+    if len(pairs) != len(orders):  # pragma: no cover - every order has its one line
+        raise RuntimeError("orders and lines did not match up")
+    return pairs

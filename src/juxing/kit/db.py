@@ -6,7 +6,7 @@ returns and rolls back when it raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -121,6 +121,14 @@ class Database:
             raise
         finally:
             session.close()
+
+    def dedicated_sessions(self) -> tuple[Callable[[], Session], Callable[[], None]]:
+        """Write sessions for ONE long-lived worker thread (the buy writer), on a connection
+        of its own kept open and not pinged before each unit of work (a dropped connection
+        fails one unit of work and is replaced on the next); and the function that closes it."""
+        engine = make_engine(self.url, pool_size=1, max_overflow=0, pool_pre_ping=False)
+        maker = sessionmaker(engine.execution_options(juxing_write=True), expire_on_commit=False)
+        return maker, engine.dispose
 
     @contextmanager
     def dbapi_connection(self) -> Iterator[Any]:
