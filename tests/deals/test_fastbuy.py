@@ -4,6 +4,7 @@ with groups placed concurrently with single buys, cancels and payments, and over
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections import Counter
@@ -16,7 +17,7 @@ from sqlalchemy import func, select, text, update
 
 from factories import bearer
 from juxing.app import create_app
-from juxing.deals import fastbuy, flash, orders
+from juxing.deals import flash, orders
 from juxing.deals.reconcile import check_item
 from juxing.deals.schemas import OrderOut
 from juxing.deals.stock import redis_keys
@@ -116,11 +117,6 @@ def test_fast_and_regular_paths_answer_alike(settings, db, session, make_shopper
 
 def test_what_the_fast_path_leaves_to_the_regular_route(client, app, session, world, shopper):
     _user, h = shopper
-    # Idempotency-Key: the regular route answers, and a retry gets the same order
-    first = _buy(client, {**h, "Idempotency-Key": "k-1"}, world.deal_item_id, 1)
-    again = _buy(client, {**h, "Idempotency-Key": "k-1"}, world.deal_item_id, 1)
-    assert first.status_code == 201 and again.json()["id"] == first.json()["id"]
-    assert getattr(app.state, "buy_writer", None) is None
     # a body that is not JSON, and an unknown field: the regular route's validation errors
     broken = client.post(
         "/api/v1/orders", content=b"{not json", headers={**h, "Content-Type": "application/json"}
@@ -128,12 +124,57 @@ def test_what_the_fast_path_leaves_to_the_regular_route(client, app, session, wo
     assert broken.status_code == 400 and broken.json()["error"]["code"]
     extra = _buy(client, h, world.deal_item_id, 1, colour="red")
     assert extra.status_code == 422 and extra.json()["error"]["code"] == "validation_error"
+    empty_key = _buy(client, {**h, "Idempotency-Key": " "}, world.deal_item_id, 1)
+    assert empty_key.status_code == 400 and empty_key.json()["error"]["code"] == "invalid_header"
+    assert getattr(app.state, "buy_writer", None) is None
     # a plain one goes the fast way
     plain = _buy(client, h, world.deal_item_id, 1)
     assert plain.status_code == 201, plain.text
     assert getattr(app.state, "buy_writer", None) is not None
     got = client.get(f"/api/v1/orders/{plain.json()['id']}", headers=h).json()
     assert got == plain.json()
+
+
+def _keyed_script(client, world, shopper_headers, other_headers):
+    h, o = shopper_headers, other_headers
+    first = _buy(client, {**h, "Idempotency-Key": "k-1"}, world.deal_item_id, 1)
+    again = _buy(client, {**h, "Idempotency-Key": "k-1"}, world.deal_item_id, 1)
+    reused = _buy(client, {**h, "Idempotency-Key": "k-1"}, world.deal_item_id, 2)
+    other = _buy(client, {**o, "Idempotency-Key": "k-1"}, world.deal_item_id, 1)  # own scope
+    too_many = _buy(client, {**h, "Idempotency-Key": "k-2"}, world.deal_item_id, 2)  # over limit
+    retried = _buy(client, {**h, "Idempotency-Key": "k-2"}, world.deal_item_id, 2)
+    assert first.status_code == 201 and again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert "idempotent-replayed" not in retried.headers, "a refused buy stores nothing"
+    return [_comparable(r) for r in (first, again, reused, other, too_many, retried)]
+
+
+def test_idempotency_keys_answer_alike_on_both_paths(settings, db, session, make_shopper, builders):
+    build_world, _make_user = builders
+    fast_app = create_app(settings, db=db)
+    slow_app = create_app(settings.model_copy(update={"fast_paths": False}), db=db)
+    from fastapi.testclient import TestClient
+
+    answers = []
+    for app in (fast_app, slow_app):
+        world = build_world(session, stock=5, per_user_limit=2)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            answers.append(_keyed_script(client, world, make_shopper()[1], make_shopper()[1]))
+    assert answers[0] == answers[1]
+    assert [status for status, _ in answers[0]] == [201, 201, 422, 201, 422, 422]
+    assert getattr(fast_app.state, "buy_writer", None) is not None
+    # a key first answered by the regular route is replayed by the fast path, and back
+    world = build_world(session, stock=5, per_user_limit=2)
+    h = make_shopper()[1]
+    with TestClient(slow_app) as slow, TestClient(fast_app) as fast:
+        a = _buy(slow, {**h, "Idempotency-Key": "x"}, world.deal_item_id, 1)
+        b = _buy(fast, {**h, "Idempotency-Key": "x"}, world.deal_item_id, 1)
+        c = _buy(fast, {**h, "Idempotency-Key": "y"}, world.deal_item_id, 1)
+        d = _buy(slow, {**h, "Idempotency-Key": "y"}, world.deal_item_id, 1)
+    assert a.status_code == b.status_code == c.status_code == d.status_code == 201
+    assert b.json() == a.json() and b.headers["idempotent-replayed"] == "true"
+    assert d.json() == c.json() and d.headers["idempotent-replayed"] == "true"
 
 
 def test_the_201_body_is_what_pydantic_writes():
@@ -181,7 +222,7 @@ def test_the_201_body_is_what_pydantic_writes():
             "lines": [line],
         }
     ).model_dump_json()
-    assert fastbuy.order_json(flash.Placed(order, line)) == expected.encode()
+    assert flash.order_json(flash.Placed(order, line)) == expected.encode()
 
 
 def _holdings(session, item_id):
@@ -254,6 +295,36 @@ def test_a_group_checks_every_buy_in_order(db, session, builders, redis_url_or_n
     assert report["live"] == {"available": 0, "reserved": 5, "sold": 0}
     if backend == "sql":
         assert _holdings(session, world.deal_item_id) == {a.id: 2, b.id: 2, d.id: 1}
+
+
+def test_one_key_twice_in_a_group(db, session, builders):
+    build_world, make_user = builders
+    world = build_world(session, stock=5, per_user_limit=2)
+    user = make_user(session, Role.SHOPPER)
+    token = hash_token(_raw_token(bearer(session, user)))
+    session.commit()
+
+    def keyed(key: str) -> flash.Buy:
+        return flash.Buy(
+            token_hash=token,
+            deal_item_id=world.deal_item_id,
+            quantity=1,
+            idempotency_key=key,
+            request_hash="h",
+        )
+
+    group = [keyed("same"), keyed("same"), keyed("other")]
+    s = db.new_session()
+    flash.place_buys(session=s, ctx=orders.Buying(redis_client=None), buys=group)
+    db.end(s, commit=True)
+    codes = [b.outcome.code if isinstance(b.outcome, JuxingError) else "placed" for b in group]
+    assert codes == ["placed", "idempotency_in_progress", "placed"]
+    again = [keyed("same")]
+    s = db.new_session()
+    flash.place_buys(session=s, ctx=orders.Buying(redis_client=None), buys=again)
+    db.end(s, commit=True)
+    assert isinstance(again[0].outcome, flash.Replayed) and again[0].outcome.status == 201
+    assert json.loads(again[0].outcome.body)["id"] == group[0].outcome.order["id"]
 
 
 def test_an_optimistic_group_that_finds_the_stock_gone_is_placed_again(

@@ -1,40 +1,40 @@
 """The buy endpoint's fast path (``POST /api/v1/orders``, kit/fastroute.py): group commit.
 
 A flash sale is thousands of identical small buys of one hot deal item. The fast path takes
-the plain ones (a bearer token, ``deal_item_id`` and ``quantity``, no Idempotency-Key, no
-coupon, group or live room) on the event loop, without FastAPI's per-request dependency
-and validation machinery, and hands them to this process's one buy writer: while it writes
-a group in one transaction (``deals.flash.place_buys``), the buys arriving meanwhile queue
-up and form the next group. A buy is answered only after its group's COMMIT, so a 201
-means the order is durable; each answer is what the regular route would have given.
+the plain ones (a bearer token, ``deal_item_id`` and ``quantity``, with or without an
+``Idempotency-Key``; no coupon, group or live room) on the event loop, without FastAPI's
+per-request dependency and validation machinery, and hands them to this process's one buy
+writer: while it writes a group in one transaction (``deals.flash.place_buys``), the buys
+arriving meanwhile queue up and form the next group. A buy is answered only after its
+group's COMMIT, so a 201 means the order is durable; each answer is what the regular route
+would have given.
 
-Everything else (cookie sessions, Idempotency-Key, coupons, group deals, live rooms, any
-body the fast path does not recognise) goes to the regular route, which also answers the
-invalid bodies with its validation errors. ``JUXING_FAST_PATHS=false`` turns it off.
+Everything else (cookie sessions, coupons, group deals, live rooms, an empty or overlong
+Idempotency-Key, any body the fast path does not recognise) goes to the regular route,
+which also answers the invalid bodies with its validation errors. ``JUXING_FAST_PATHS=false``
+turns it off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import hashlib
 import json
 import logging
 import threading
-from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from juxing.deals import flash
 from juxing.deals.endpoints import VISITOR_COOKIE, buying
-from juxing.deals.schemas import OrderLineOut, OrderOut
 from juxing.kit.errors import JuxingError, ServiceUnavailable
 from juxing.kit.fastroute import add_fast_path
+from juxing.kit.idempotency import REPLAY_HEADER
 from juxing.kit.ratelimit import LimitRule, RateLimiter, client_ip, limiter_for
 from juxing.kit.security import hash_token
 
@@ -62,8 +62,13 @@ def parse(request: Request, body: bytes) -> flash.Buy | None:
     """The buy, when the request is a plain one the fast path answers; else None."""
     headers = request.headers
     auth = headers.get("authorization")
-    if not auth or "idempotency-key" in headers:
+    if not auth:
         return None
+    idem_key = headers.get("idempotency-key")
+    if idem_key is not None:
+        idem_key = idem_key.strip()
+        if not 1 <= len(idem_key) <= 255:  # the regular route answers 400
+            return None
     scheme, _, raw = auth.partition(" ")
     raw = raw.strip()
     if scheme.lower() != "bearer" or not raw:
@@ -92,6 +97,8 @@ def parse(request: Request, body: bytes) -> flash.Buy | None:
         deal_item_id=item_id,
         quantity=quantity,
         visitor_id=visitor[:64] if visitor else None,
+        idempotency_key=idem_key,
+        request_hash=hashlib.sha256(body).hexdigest() if idem_key is not None else "",
     )
 
 
@@ -101,13 +108,20 @@ async def buy_fast(request: Request) -> Response | None:
         return None
     app = request.app
     writer: BuyWriter | None = getattr(app.state, "buy_writer", None)
-    if writer is None:
+    if writer is None or writer.stopped:  # (a stopped one: the app is served again)
         writer = app.state.buy_writer = BuyWriter(app, request)
     if app.state.settings.rate_limits_enabled:
         await run_in_threadpool(_check_ip, request, writer)
     body = await writer.place(buy)
     if isinstance(buy.outcome, JuxingError):
         raise buy.outcome
+    if isinstance(buy.outcome, flash.Replayed):
+        return Response(
+            buy.outcome.body,
+            status_code=buy.outcome.status,
+            media_type="application/json",
+            headers={REPLAY_HEADER: "true"},
+        )
     return Response(body, status_code=201, media_type="application/json")
 
 
@@ -134,6 +148,7 @@ class BuyWriter:
         self.db = app.state.db
         self.sessions, self._close = self.db.dedicated_sessions()
         self.ctx = buying(request)
+        self.idempotency_ttl_s: int = app.state.settings.idempotency_ttl_s
         self.limiter: tuple[RateLimiter, LimitRule] | None = None
         if app.state.settings.rate_limits_enabled:
             limiter = limiter_for(request)
@@ -141,7 +156,7 @@ class BuyWriter:
         self.loop = asyncio.get_running_loop()
         self._queued: list[tuple[flash.Buy, asyncio.Future[bytes]]] = []
         self._ready = threading.Condition()
-        self._stopped = False
+        self.stopped = False
         self._thread = threading.Thread(target=self._run, name="juxing-buy", daemon=True)
         self._thread.start()
 
@@ -157,7 +172,7 @@ class BuyWriter:
     def stop(self) -> None:
         """Let the thread finish the group in hand and end (buys still queued get 503)."""
         with self._ready:
-            self._stopped = True
+            self.stopped = True
             self._ready.notify()
         self._thread.join(timeout=30)
         self._close()
@@ -165,9 +180,9 @@ class BuyWriter:
     def _run(self) -> None:
         while True:
             with self._ready:
-                while not self._queued and not self._stopped:
+                while not self._queued and not self.stopped:
                     self._ready.wait()
-                if self._stopped:
+                if self.stopped:
                     left, self._queued = self._queued, []
                     if left:
                         self._call(self._fail, left, _unavailable())
@@ -204,11 +219,15 @@ class BuyWriter:
         before its COMMIT was sent (an unexpected database error, Redis reset), each buy
         is placed again on its own, so one buy's trouble is not the group's; when the
         COMMIT itself fails, nobody can know whether it happened, and every buy of the
-        group is answered 503 (a retry with an Idempotency-Key is safe)."""
+        group is answered 503 (a retry with the same Idempotency-Key is safe: its claim
+        committed with its order, or neither did)."""
         if not self._attempt(buys) and len(buys) > 1:
             for buy in buys:
                 self._attempt([buy])
-        return [order_json(b.outcome) if isinstance(b.outcome, flash.Placed) else b"" for b in buys]
+        return [
+            flash.order_json(b.outcome) if isinstance(b.outcome, flash.Placed) else b""
+            for b in buys
+        ]
 
     def _attempt(self, buys: list[flash.Buy], *, optimistic: bool = True) -> bool:
         """Place ``buys`` in one unit of work; False if it rolled back before COMMIT."""
@@ -222,6 +241,8 @@ class BuyWriter:
                 buys=buys,
                 limiter=self.limiter,
                 optimistic=optimistic,
+                idempotency_ttl_s=self.idempotency_ttl_s,
+                request=("POST", PATH),
             )
         except flash.StockMoved:
             self.db.end(session, commit=False)
@@ -249,30 +270,6 @@ class BuyWriter:
             for buy in buys:
                 buy.outcome = _unavailable()
         return True
-
-
-_ORDER_KEYS = tuple(OrderOut.model_fields)
-_LINE_KEYS = tuple(OrderLineOut.model_fields)
-_DATETIME = TypeAdapter(datetime)
-_NOT_YET = ("paid_at", "shipped_at", "received_at", "cancelled_at", "cancel_reason")
-
-
-@functools.lru_cache(maxsize=64)
-def _json_datetime(value: datetime) -> str:
-    return str(_DATETIME.dump_json(value)[1:-1], "ascii")
-
-
-def order_json(placed: flash.Placed) -> bytes:
-    """The 201 body: the ``OrderOut`` of a just-placed order, byte for byte as pydantic
-    writes it (a test holds the two equal), built without validating it again."""
-    order, line = placed.order, placed.line
-    out = {k: order.get(k) for k in _ORDER_KEYS}
-    out["created_at"] = _json_datetime(order["created_at"])
-    out["expires_at"] = _json_datetime(order["expires_at"])
-    for key in _NOT_YET:
-        out[key] = None
-    out["lines"] = [{k: line[k] for k in _LINE_KEYS}]
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _unavailable() -> ServiceUnavailable:

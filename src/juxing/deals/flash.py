@@ -17,11 +17,14 @@ guarded UPDATE, the Redis side the same script.
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     String,
     Table,
@@ -40,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from juxing.deals.events import OrderPlaced
 from juxing.deals.orders import Buying, _item_ref, _not_live
+from juxing.deals.schemas import OrderLineOut, OrderOut
 from juxing.deals.stock import (
     SQL_STOCK,
     RedisStock,
@@ -50,6 +54,7 @@ from juxing.deals.stock import (
 )
 from juxing.kit.auth import TOKEN_TOUCH_AFTER
 from juxing.kit.errors import Forbidden, JuxingError, NotFound, Unauthorized, Unprocessable
+from juxing.kit.idempotency import Claim, claim_many, principal_of, settle_many
 from juxing.kit.ratelimit import LimitRule, RateLimiter
 from juxing.kit.signals import publish_many
 from juxing.kit.time import utcnow
@@ -69,9 +74,20 @@ class Buy:
     deal_item_id: int
     quantity: int
     visitor_id: str | None = None
-    outcome: Placed | JuxingError | None = None
+    # ``Idempotency-Key`` and the SHA-256 of the request body (kit/idempotency.py's rules)
+    idempotency_key: str | None = None
+    request_hash: str = ""
+    outcome: Placed | Replayed | JuxingError | None = None
     shopper_id: int = 0
     token: str = ""  # the Redis reservation token
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """The stored first response to this buy's ``Idempotency-Key``."""
+
+    status: int
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +220,8 @@ def _callers(session: Session, buys: list[Buy], now: datetime) -> dict[str, _Cal
     return callers
 
 
-def _refusal(buy: Buy, caller: _Caller | None, row: Any, now: datetime) -> JuxingError | None:
-    """What ``orders.reserve`` (behind the endpoint's dependencies) would refuse first."""
+def _refused_caller(caller: _Caller | None) -> JuxingError | None:
+    """What the endpoint's authentication and role dependencies would refuse."""
     if caller is None or not caller.live:
         return invalid_token()
     if not caller.active:
@@ -216,6 +232,11 @@ def _refusal(buy: Buy, caller: _Caller | None, row: Any, now: datetime) -> Juxin
             code="role_required",
             details={"roles": [Role.SHOPPER.value]},
         )
+    return None
+
+
+def _refused_deal(buy: Buy, row: Any, now: datetime) -> JuxingError | None:
+    """What ``orders.reserve`` would refuse before touching stock."""
     if row is None:
         return NotFound("No such deal item.", details={"field": "body.deal_item_id"})
     item, live_only = row, row.live_only
@@ -247,6 +268,8 @@ def place_buys(
     now: datetime | None = None,
     limiter: tuple[RateLimiter, LimitRule] | None = None,
     optimistic: bool = True,
+    idempotency_ttl_s: int = 86_400,
+    request: tuple[str, str] = ("POST", "/api/v1/orders"),
 ) -> None:
     """Place a group of buys in the session's transaction; each buy's ``outcome`` is set.
     The caller commits (the orders exist once it has) and answers each buy only then.
@@ -255,7 +278,12 @@ def place_buys(
     ``optimistic``: on the SQL backend, when the lookup shows enough stock for the whole
     group, take the hot row last (locked only from there to the COMMIT); raises
     ``StockMoved`` if it no longer has it. Otherwise the row is locked first and the stock
-    shared out first come, first served."""
+    shared out first come, first served.
+    ``Idempotency-Key``: a buy carrying one claims it after authentication, as the regular
+    route does; a key already answered replays that answer (``Replayed``), one in progress
+    is 409, one used for another body 422; the answer is stored in this transaction, and a
+    refused buy's claim is dropped so that a retry runs again. ``request``: the method and
+    path the keys were sent with."""
     now = now or utcnow()
     callers = _callers(session, buys, now)
     conn = session.connection()
@@ -264,7 +292,7 @@ def place_buys(
         row.id: row
         for row in conn.execute(_ITEMS[pg], {"ids": sorted({b.deal_item_id for b in buys})})
     }
-    groups: dict[int, list[Buy]] = {}
+    authenticated: list[Buy] = []
     for buy in buys:
         caller = callers.get(buy.token_hash)
         if limiter is not None and caller is not None and limiter[0] is not None:
@@ -275,10 +303,38 @@ def place_buys(
                 except JuxingError as exc:
                     buy.outcome = exc
                     continue
-        buy.outcome = _refusal(buy, caller, rows.get(buy.deal_item_id), now)
+        buy.outcome = _refused_caller(caller)
         if buy.outcome is None:
             assert caller is not None
             buy.shopper_id = caller.user_id
+            authenticated.append(buy)
+    claims = [
+        (
+            buy,
+            Claim(
+                principal=principal_of(buy.shopper_id),
+                key=buy.idempotency_key,
+                method=request[0],
+                path=request[1],
+                request_hash=buy.request_hash,
+            ),
+        )
+        for buy in authenticated
+        if buy.idempotency_key is not None
+    ]
+    if claims:
+        claim_many(session, [c for _b, c in claims], now=now, ttl_s=idempotency_ttl_s)
+        for buy, claim in claims:
+            if claim.replay is not None:
+                buy.outcome = Replayed(claim.replay[0], _as_sent(claim.replay[1]))
+            elif claim.error is not None:
+                buy.outcome = claim.error
+    groups: dict[int, list[Buy]] = {}
+    for buy in authenticated:
+        if buy.outcome is not None:  # replayed, or its key is busy / reused
+            continue
+        buy.outcome = _refused_deal(buy, rows.get(buy.deal_item_id), now)
+        if buy.outcome is None:
             groups.setdefault(buy.deal_item_id, []).append(buy)
     placed: list[Buy] = []
     late: list[tuple[Any, int]] = []  # SQL items whose hot row is taken last: (item, units)
@@ -305,6 +361,21 @@ def place_buys(
     for item, units in late:
         if rowcount(conn.execute(_TAKE, {"item_id": item.id, "take": units})) != 1:
             raise StockMoved(item.id)
+    if claims:
+        settle_many(
+            session,
+            [
+                (claim, 201, order_json(buy.outcome).decode())
+                for buy, claim in claims
+                if claim.claimed and isinstance(buy.outcome, Placed)
+            ],
+            [c for buy, c in claims if c.claimed and not isinstance(buy.outcome, Placed)],
+        )
+
+
+def _as_sent(stored: str) -> bytes:
+    """A stored response body as a JSON response sends it (the one envelope's encoding)."""
+    return json.dumps(json.loads(stored), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class StockMoved(Exception):
@@ -521,3 +592,27 @@ def _pg_insert(
     if len(pairs) != len(orders):  # pragma: no cover - every order has its one line
         raise RuntimeError("orders and lines did not match up")
     return pairs
+
+
+_ORDER_KEYS = tuple(OrderOut.model_fields)
+_LINE_KEYS = tuple(OrderLineOut.model_fields)
+_DATETIME = TypeAdapter(datetime)
+_NOT_YET = ("paid_at", "shipped_at", "received_at", "cancelled_at", "cancel_reason")
+
+
+@functools.lru_cache(maxsize=64)
+def _json_datetime(value: datetime) -> str:
+    return str(_DATETIME.dump_json(value)[1:-1], "ascii")
+
+
+def order_json(placed: Placed) -> bytes:
+    """The 201 body: the ``OrderOut`` of a just-placed order, byte for byte as pydantic
+    writes it (a test holds the two equal), built without validating it again."""
+    order, line = placed.order, placed.line
+    out = {k: order.get(k) for k in _ORDER_KEYS}
+    out["created_at"] = _json_datetime(order["created_at"])
+    out["expires_at"] = _json_datetime(order["expires_at"])
+    for key in _NOT_YET:
+        out[key] = None
+    out["lines"] = [{k: line[k] for k in _LINE_KEYS}]
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()

@@ -15,19 +15,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Annotated, Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, select, text
+from sqlalchemy import Table, bindparam, delete, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from juxing.kit.auth import CurrentUser
 from juxing.kit.db import DbSession
-from juxing.kit.errors import BadRequest, Conflict, Unprocessable
+from juxing.kit.errors import BadRequest, Conflict, JuxingError, Unprocessable
 from juxing.kit.time import utcnow
 from juxing.models.accounts import User
 from juxing.models.kit import IdempotencyRecord
@@ -166,8 +169,143 @@ async def idempotency(request: Request, session: DbSession, user: CurrentUser) -
 
 
 def _principal(user: User) -> str:
-    return f"user:{user.id}"
+    return principal_of(user.id)
 
 
 Idempotent = Annotated[Idempotency, Depends(idempotency)]
 """Inject into a POST endpoint and return ``idem.run(lambda: service.create(...))``."""
+
+
+# --- many keys in one transaction (the buy fast path's groups) ------------------------------
+
+
+@dataclass
+class Claim:
+    """One request's ``Idempotency-Key`` in a group; ``claim_many`` fills in the outcome:
+    ``claimed`` (run the work, then ``settle_many``), or ``replay`` (status, body) of the
+    first response, or ``error`` (409 in progress, 422 reused for another request)."""
+
+    principal: str
+    key: str
+    method: str
+    path: str
+    request_hash: str
+    claimed: bool = False
+    replay: tuple[int, str] | None = None
+    error: JuxingError | None = None
+
+
+_RECORDS = cast(Table, IdempotencyRecord.__table__)
+_PAIR = tuple_(_RECORDS.c.principal, _RECORDS.c.key)
+
+
+def claim_many(session: Session, claims: list[Claim], *, now: datetime, ttl_s: int) -> None:
+    """``Idempotency.run``'s claim for many keys at once, with its rules: an expired record
+    no longer protects its key; the first request of a key claims it (a second one in the
+    same group finds it in progress); a concurrent holder is waited for at most
+    ``LOCK_WAIT``; a finished one is replayed if it was the same request."""
+    if not claims:
+        return
+    pairs = sorted({(c.principal, c.key) for c in claims})
+    pg = session.get_bind().dialect.name == "postgresql"
+    if pg:
+        session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
+    session.execute(
+        delete(_RECORDS).where(_PAIR.in_(pairs), _RECORDS.c.expires_at <= now),
+        execution_options={"synchronize_session": False},
+    )
+    rows = [
+        {
+            "principal": c.principal,
+            "key": c.key,
+            "method": c.method,
+            "path": c.path,
+            "request_hash": c.request_hash,
+            "state": "in_progress",
+            "created_at": now,
+            "locked_until": now,
+            "expires_at": now + timedelta(seconds=ttl_s),
+        }
+        for c in claims
+    ]
+    insert = pg_insert if pg else sqlite_insert
+    stmt = (
+        insert(_RECORDS)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(_RECORDS.c.principal, _RECORDS.c.key)
+    )
+    try:
+        won = {(p, k) for p, k in session.execute(stmt)}
+    except OperationalError as exc:  # lock wait ran out: another request holds a key
+        raise Conflict(
+            "A request with this Idempotency-Key is still in progress.",
+            code="idempotency_in_progress",
+        ) from exc
+    for claim in claims:
+        if (claim.principal, claim.key) in won:
+            claim.claimed = True
+            won.discard((claim.principal, claim.key))  # a second one in the group: in progress
+    others = [c for c in claims if not c.claimed]
+    if not others:
+        return
+    mine = {(c.principal, c.key) for c in claims if c.claimed}
+    existing = {
+        (r.principal, r.key): r
+        for r in session.execute(
+            select(_RECORDS).where(_PAIR.in_(sorted({(c.principal, c.key) for c in others})))
+        )
+    }
+    for claim in others:
+        pair = (claim.principal, claim.key)
+        record = existing.get(pair)
+        if record is None or record.state != "done" or pair in mine:
+            claim.error = Conflict(
+                "A request with this Idempotency-Key is still in progress.",
+                code="idempotency_in_progress",
+            )
+        elif (record.request_hash, record.path, record.method) != (
+            claim.request_hash,
+            claim.path,
+            claim.method,
+        ):
+            claim.error = Unprocessable(
+                "This Idempotency-Key was used with a different request.",
+                code="idempotency_key_reused",
+                details={"field": f"header.{HEADER}"},
+            )
+        else:
+            claim.replay = (record.response_status or 200, record.response_body or "null")
+
+
+def settle_many(session: Session, done: list[tuple[Claim, int, str]], dropped: list[Claim]) -> None:
+    """Store the responses of claimed keys whose work succeeded (``(claim, status, body)``),
+    and drop the claims of those refused, so that a retry runs again (as a rolled-back
+    request stores nothing)."""
+    if done:
+        session.execute(
+            update(_RECORDS)
+            .where(
+                _RECORDS.c.principal == bindparam("b_principal"),
+                _RECORDS.c.key == bindparam("b_key"),
+            )
+            .values(
+                state="done",
+                response_status=bindparam("b_status"),
+                response_body=bindparam("b_body"),
+            ),
+            [
+                {"b_principal": c.principal, "b_key": c.key, "b_status": status, "b_body": body}
+                for c, status, body in done
+            ],
+            execution_options={"synchronize_session": False},
+        )
+    if dropped:
+        session.execute(
+            delete(_RECORDS).where(_PAIR.in_(sorted({(c.principal, c.key) for c in dropped}))),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def principal_of(user_id: int) -> str:
+    return f"user:{user_id}"
