@@ -158,6 +158,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--conns", type=int, default=8)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument(
+        "--keep-impressions",
+        action="store_true",
+        help="keep the impressions of earlier runs (each run writes 2-3 million rows)",
+    )
     args = parser.parse_args()
     folder = (ROOT / args.dir).resolve()
     meta = None if args.rebuild else world_is_cached(folder)
@@ -169,7 +174,7 @@ def main() -> None:
     # What the worker does in production: neighbour lists of the active model (once) and
     # the catalog snapshot the API process loads (never built inside the server).
     started = time.perf_counter()
-    _serving_artifacts(folder)
+    _serving_artifacts(folder, keep_impressions=args.keep_impressions)
     print(f"serving artifacts {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     port = _free_port()
     env = {
@@ -220,8 +225,8 @@ def main() -> None:
     )
 
 
-def _serving_artifacts(folder: Path) -> None:
-    from sqlalchemy import delete
+def _serving_artifacts(folder: Path, *, keep_impressions: bool = False) -> None:
+    from sqlalchemy import delete, func, select
 
     from juxing.feed.service import ensure_default_policy
     from juxing.feed.training import build_serving_artifacts
@@ -235,7 +240,10 @@ def _serving_artifacts(folder: Path) -> None:
         with db.session() as session:
             # Every run starts from the world as built: the impressions of earlier runs
             # (2-3 million rows each) would make each run's writes and exposure differ.
-            session.execute(delete(FeedImpression))
+            if not keep_impressions:
+                session.execute(delete(FeedImpression))
+            rows = session.scalar(select(func.count()).select_from(FeedImpression))
+            print(f"impressions in the table at start: {rows:,}", file=sys.stderr, flush=True)
             ensure_default_policy(session=session)
         build_serving_artifacts(db, folder)
     finally:
