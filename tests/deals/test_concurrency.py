@@ -269,6 +269,51 @@ def test_redis_hooks_of_a_rolled_back_savepoint_never_run(committed_db, redis_ur
         client.close()
 
 
+def test_a_released_savepoint_is_not_the_commit(committed_db, redis_url, builders):
+    """SQLAlchemy fires before/after_commit when a savepoint is released: neither an outer
+    transition's Redis update nor a reservation's commit check may run then, and if the
+    outer transaction then rolls back, Redis ends as it began (the reservation undone)."""
+    build_world, make_user = builders
+    client = make_redis(redis_url)
+    db = committed_db
+    try:
+        with db.session() as s:
+            world = build_world(s, stock=5, per_user_limit=2, backend="redis", with_headers=False)
+            shopper = make_user(s, Role.SHOPPER)
+            s.expunge_all()
+        client.delete(*redis_keys(world.deal_item_id))
+        ctx = orders.Buying(redis_client=client)
+        with db.session() as s:
+            order_id = orders.reserve(
+                session=s, ctx=ctx, shopper=shopper, deal_item_id=world.deal_item_id
+            ).id
+
+        def live() -> dict[str, int]:
+            raw = client.hgetall(redis_keys(world.deal_item_id)[0])
+            return {k.decode(): int(v) for k, v in raw.items()}
+
+        before = live()
+        assert before == {"available": 4, "reserved": 1, "sold": 0}
+
+        class Abort(Exception):
+            pass
+
+        with pytest.raises(Abort), db.session() as s:
+            assert orders.mark_paid(session=s, ctx=ctx, order_id=order_id)  # sell op hook
+            orders.reserve(session=s, ctx=ctx, shopper=shopper, deal_item_id=world.deal_item_id)
+            with s.begin_nested():  # e.g. the ledger posting commission in a savepoint
+                pass
+            assert live() == {"available": 3, "reserved": 2, "sold": 0}, "sell op ran early"
+            raise Abort
+        assert live() == before
+        with db.session() as s:
+            assert s.get(Order, order_id).status == "pending_payment"
+            report = check_item(session=s, deal_item_id=world.deal_item_id, redis_client=client)
+        assert report["ok"], {k: report[k] for k in ("live", "expected", "details")}
+    finally:
+        client.close()
+
+
 @pytest.mark.redis
 def test_redis_restart_during_a_buy_and_before_a_payment_hook(committed_db, redis_url, builders):
     """Redis loses its data (a restart) while a buy is in flight: the buy is refused before

@@ -3,6 +3,7 @@ model versions swapped without a restart, impressions."""
 
 from __future__ import annotations
 
+import base64
 import math
 from datetime import timedelta
 
@@ -86,6 +87,8 @@ def test_cold_start_for_anonymous_and_new_shoppers(kit, client, session):
     page2 = client.get(FEED, params={"limit": 10, "cursor": body["next_cursor"]}, headers=auth)
     assert page2.status_code == 200
     assert client.get(FEED, params={"cursor": "!!"}).json()["error"]["code"] == "invalid_cursor"
+    huge = base64.urlsafe_b64encode(b'{"o":1e400,"s":1}').decode().rstrip("=")  # inf
+    assert client.get(FEED, params={"cursor": huge}).json()["error"]["code"] == "invalid_cursor"
 
 
 def test_followed_creator_posts_are_explained(kit, client, session):

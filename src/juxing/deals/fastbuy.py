@@ -171,8 +171,13 @@ class BuyWriter:
         return await future
 
     def stop(self) -> None:
-        """Finish the group in hand and close the writer's connection (the app stops)."""
+        """The app stops: the buys still queued are answered 503 (nothing was written for
+        them), the group in hand is finished, and the writer's connection closed."""
         self.stopped = True
+        queued, self.queue = self.queue, []
+        for _buy, future in queued:
+            if not future.done():
+                future.set_exception(_unavailable())
         self.thread.shutdown(wait=True)
         self._close()
 

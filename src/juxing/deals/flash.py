@@ -80,6 +80,8 @@ class Buy:
     outcome: Placed | Replayed | JuxingError | None = None
     shopper_id: int = 0
     token: str = ""  # the Redis reservation token
+    rate_counted: bool = False  # the per-user rate limit has counted this buy
+    rate_refusal: JuxingError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,14 +297,18 @@ def place_buys(
     authenticated: list[Buy] = []
     for buy in buys:
         caller = callers.get(buy.token_hash)
-        if limiter is not None and caller is not None and limiter[0] is not None:
-            rule = limiter[1].per_user
-            if rule is not None:
+        if limiter is not None and caller is not None and limiter[1].per_user is not None:
+            if not buy.rate_counted:  # once per buy, not again when its group is retried
+                buy.rate_counted = True
                 try:
-                    limiter[0].check(f"buy:u{caller.user_id}", rule, name="buy", scope="user")
+                    limiter[0].check(
+                        f"buy:u{caller.user_id}", limiter[1].per_user, name="buy", scope="user"
+                    )
                 except JuxingError as exc:
-                    buy.outcome = exc
-                    continue
+                    buy.rate_refusal = exc
+            if buy.rate_refusal is not None:
+                buy.outcome = buy.rate_refusal
+                continue
         buy.outcome = _refused_caller(caller)
         if buy.outcome is None:
             assert caller is not None

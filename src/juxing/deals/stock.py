@@ -115,6 +115,9 @@ class StockBackend(Protocol):
 # (``begin_nested``) that rolls back takes its hooks with it even when the outer transaction
 # commits. Commit hooks of a rolled-back savepoint never run (its SQL change is gone), and
 # its rollback hooks run when the outermost transaction ends (whether it commits or not).
+# Releasing a savepoint is not a commit: SQLAlchemy fires before/after_commit for it too, and
+# those are ignored. A COMMIT that fails after it was sent runs no rollback hook (its outcome
+# is unknown).
 
 
 @dataclass
@@ -167,14 +170,25 @@ def _hooks(session: Session) -> _Hooks:
     return hooks
 
 
+# Set once a unit of work with hooks has run its before-commit hooks and flushed: a failure
+# after that may be of the COMMIT itself, whose outcome is then unknown.
+_COMMIT_SENT = "juxing_stock_commit_sent"
+
+
 def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint being released (SQLAlchemy fires the event for it too)
     hooks: _Hooks | None = session.info.get("juxing_stock_hooks")
-    if hooks and hooks.before:
+    if not hooks:
+        return
+    if hooks.before:
         before, hooks.before = hooks.before, []
         session.flush()  # everything else of the transaction first
         for txn, fn in before:
             if not hooks.undone(txn):
                 fn()
+    session.flush()
+    session.info[_COMMIT_SENT] = True
 
 
 def _run(fns: list[Callable[[], None]]) -> None:
@@ -192,6 +206,9 @@ def _after_soft_rollback(session: Session, previous: Any) -> None:
 
 
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: its hooks wait for the outermost commit
+    session.info.pop(_COMMIT_SENT, None)
     hooks: _Hooks | None = session.info.get("juxing_stock_hooks")
     if hooks:
         run = [fn for txn, fn in hooks.commit if not hooks.undone(txn)]
@@ -203,10 +220,17 @@ def _after_commit(session: Session) -> None:
 def _after_transaction_end(session: Session, transaction: Any) -> None:
     if transaction.parent is not None or transaction.nested:
         return
+    commit_sent = session.info.pop(_COMMIT_SENT, False)
     hooks: _Hooks | None = session.info.get("juxing_stock_hooks")
     if hooks:
         rollback = [fn for _txn, fn in hooks.rollback]
         hooks.clear()
+        if commit_sent and rollback:
+            # The COMMIT failed and may have happened: keep the Redis reservations (a
+            # rebuild counts them if their orders exist and drops them when stale if not)
+            # rather than give back units SQL may hold.
+            log.warning("a COMMIT failed with its outcome unknown; Redis reservations kept")
+            return
         _run(rollback)
 
 

@@ -1217,7 +1217,7 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
         offset, seed = int(data["o"]), int(data["s"])
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+    except (binascii.Error, ValueError, KeyError, TypeError, OverflowError) as exc:
         raise BadRequest("The cursor is not valid.", code="invalid_cursor") from exc
     if not 0 <= offset < MAX_FEED:
         raise BadRequest("The cursor is past the end of the feed.", code="invalid_cursor")
