@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text, update
 
 from factories import bearer
 from juxing.app import create_app
-from juxing.deals import flash, orders
+from juxing.deals import fastbuy, flash, orders
 from juxing.deals.reconcile import check_item
 from juxing.deals.schemas import OrderOut
 from juxing.deals.stock import redis_keys
@@ -532,3 +532,13 @@ def test_many_clients_over_http(committed_db, builders, settings, live_server):
         assert report["details"]["max_holding"] <= 2
         assert s.execute(text("SELECT 1")).scalar() == 1
     assert getattr(app.state, "buy_writer", None) is not None
+
+
+def test_a_full_buy_queue_answers_503(client, world, shopper, monkeypatch):
+    _user, h = shopper
+    monkeypatch.setattr(fastbuy, "MAX_QUEUED", 0)
+    r = _buy(client, h, world.deal_item_id, 1)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "buy_queue_full"
+    assert r.headers["retry-after"] == "1"
+    monkeypatch.setattr(fastbuy, "MAX_QUEUED", 10)
+    assert _buy(client, h, world.deal_item_id, 1).status_code == 201

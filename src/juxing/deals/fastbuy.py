@@ -40,8 +40,9 @@ from juxing.kit.security import hash_token
 log = logging.getLogger("juxing.deals.fastbuy")
 
 PATH = "/api/v1/orders"
-# The most buys written in one transaction.
+# The most buys written in one transaction, and waiting for the writer (then 503).
 MAX_GROUP = 128
+MAX_QUEUED = 10_000
 _PLAIN_KEYS = frozenset({"deal_item_id", "quantity"})
 # Keys of ReserveIn the fast path accepts only at their "not used" value.
 _UNUSED = {"coupon_claim_id": None, "start_group": False, "group_code": None, "live_room_id": None}
@@ -165,6 +166,12 @@ class BuyWriter:
     async def place(self, buy: flash.Buy) -> bytes:
         """Queue ``buy``; return the 201 body once its order has committed (or b"" with
         ``buy.outcome`` set to the answer)."""
+        if len(self.queue) >= MAX_QUEUED:
+            raise ServiceUnavailable(
+                "Too many buys are waiting; try again.",
+                code="buy_queue_full",
+                headers={"Retry-After": "1"},
+            )
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.queue.append((buy, future))
         self._pump()

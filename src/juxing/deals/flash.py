@@ -344,7 +344,7 @@ def place_buys(
             groups.setdefault(buy.deal_item_id, []).append(buy)
     placed: list[Buy] = []
     late: list[tuple[Any, int]] = []  # SQL items whose hot row is taken last: (item, units)
-    for item_id, group in groups.items():
+    for item_id, group in sorted(groups.items()):  # hot rows in id order across groups
         item = rows[item_id]
         try:
             backend = backend_for(item.stock_backend, ctx.redis_client)

@@ -226,7 +226,9 @@ def claim_many(session: Session, claims: list[Claim], *, now: datetime, ttl_s: i
             "locked_until": now,
             "expires_at": now + timedelta(seconds=ttl_s),
         }
-        for c in claims
+        # in key order (stable: a key's first use stays first), so that two groups claiming
+        # the same keys lock them in the same order
+        for c in sorted(claims, key=lambda c: (c.principal, c.key))
     ]
     insert = pg_insert if pg else sqlite_insert
     stmt = (
