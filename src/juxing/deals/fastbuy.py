@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeGuard
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +34,7 @@ from juxing.deals.endpoints import VISITOR_COOKIE, buying
 from juxing.kit.errors import JuxingError, ServiceUnavailable
 from juxing.kit.fastroute import add_fast_path
 from juxing.kit.idempotency import REPLAY_HEADER
-from juxing.kit.ratelimit import LimitRule, RateLimiter, client_ip, limiter_for
+from juxing.kit.ratelimit import LimitRule, RateLimiter, check_ip, limiter_for
 from juxing.kit.security import hash_token
 
 log = logging.getLogger("juxing.deals.fastbuy")
@@ -54,7 +54,8 @@ def install(app: FastAPI) -> None:
     add_fast_path(app, method="POST", path=PATH, handler=buy_fast, bounded=False)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
+    """An int that JSON gave as a number (not a bool)."""
     return type(value) is int
 
 
@@ -87,9 +88,9 @@ def parse(request: Request, body: bytes) -> flash.Buy | None:
         if key == "start_group" and value is not False:
             return None
     item_id, quantity = data.get("deal_item_id"), data.get("quantity", 1)
-    if not (isinstance(item_id, int) and _is_int(item_id) and 0 < item_id <= _MAX_ID):
+    if not (_is_int(item_id) and 0 < item_id <= _MAX_ID):
         return None
-    if not (isinstance(quantity, int) and _is_int(quantity) and 1 <= quantity <= 1000):
+    if not (_is_int(quantity) and 1 <= quantity <= 1000):
         return None
     visitor = request.cookies.get(VISITOR_COOKIE) if "cookie" in headers else None
     return flash.Buy(
@@ -111,7 +112,8 @@ async def buy_fast(request: Request) -> Response | None:
     if writer is None or writer.stopped:  # (a stopped one: the app is served again)
         writer = app.state.buy_writer = BuyWriter(app, request)
     if app.state.settings.rate_limits_enabled:
-        await run_in_threadpool(_check_ip, request, writer)
+        # the per-IP limit here; the per-user one by the writer, once the token is resolved
+        await run_in_threadpool(check_ip, request, "buy")
     body = await writer.place(buy)
     if isinstance(buy.outcome, JuxingError):
         raise buy.outcome
@@ -123,15 +125,6 @@ async def buy_fast(request: Request) -> Response | None:
             headers={REPLAY_HEADER: "true"},
         )
     return Response(body, status_code=201, media_type="application/json")
-
-
-def _check_ip(request: Request, writer: BuyWriter) -> None:
-    """The per-IP rate limit of buying (the per-user one is counted by the writer)."""
-    assert writer.limiter is not None
-    limiter, rule = writer.limiter
-    if rule.per_ip is not None:
-        ip = client_ip(request, trust_forwarded_for=request.app.state.settings.trust_forwarded_for)
-        limiter.check(f"buy:ip:{ip}", rule.per_ip, name="buy", scope="ip")
 
 
 class BuyWriter:

@@ -42,7 +42,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from juxing.deals.events import OrderPlaced
-from juxing.deals.orders import Buying, _item_ref, _not_live
+from juxing.deals.orders import (
+    Buying,
+    _item_ref,
+    _not_live,
+    group_required,
+    live_only_refused,
+    no_such_item,
+)
 from juxing.deals.schemas import OrderLineOut, OrderOut
 from juxing.deals.stock import (
     SQL_STOCK,
@@ -52,10 +59,10 @@ from juxing.deals.stock import (
     rowcount,
     sold_out,
 )
-from juxing.kit.auth import TOKEN_TOUCH_AFTER
-from juxing.kit.errors import Forbidden, JuxingError, NotFound, Unauthorized, Unprocessable
+from juxing.kit.auth import TOKEN_TOUCH_AFTER, account_disabled, invalid_token, role_required
+from juxing.kit.errors import JuxingError
 from juxing.kit.idempotency import Claim, claim_many, principal_of, settle_many
-from juxing.kit.ratelimit import LimitRule, RateLimiter
+from juxing.kit.ratelimit import LimitRule, RateLimiter, check_user
 from juxing.kit.signals import publish_many
 from juxing.kit.time import utcnow
 from juxing.models.accounts import ApiToken, Role, User, UserRole
@@ -199,12 +206,6 @@ _TAKE = (
 )
 
 
-def invalid_token() -> Unauthorized:
-    return Unauthorized(
-        "The API token is not valid.", code="invalid_token", headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
 def _callers(session: Session, buys: list[Buy], now: datetime) -> dict[str, _Caller]:
     """Resolve every token of the group; record use (at most every few minutes a token)."""
     conn = session.connection()
@@ -227,38 +228,25 @@ def _refused_caller(caller: _Caller | None) -> JuxingError | None:
     if caller is None or not caller.live:
         return invalid_token()
     if not caller.active:
-        return Unauthorized("The account is disabled.", code="account_disabled")
+        return account_disabled()
     if not caller.shopper:
-        return Forbidden(
-            "This needs the role shopper.",
-            code="role_required",
-            details={"roles": [Role.SHOPPER.value]},
-        )
+        return role_required(Role.SHOPPER)
     return None
 
 
 def _refused_deal(buy: Buy, row: Any, now: datetime) -> JuxingError | None:
-    """What ``orders.reserve`` would refuse before touching stock."""
+    """What ``orders.reserve`` would refuse before touching stock (its own refusals)."""
     if row is None:
-        return NotFound("No such deal item.", details={"field": "body.deal_item_id"})
-    item, live_only = row, row.live_only
-    problem = _not_live(item, row.campaign_status, now)
+        return no_such_item()
+    problem = _not_live(row, row.campaign_status, now)
     if problem:
         return problem
-    if live_only:
-        return Unprocessable(
-            "This deal is sold only in its live room while it is on air.",
-            code="live_only",
-            details={"field": "body.live_room_id"},
-        )
-    if buy.quantity > item.per_user_limit:
-        return over_limit(item.per_user_limit)
-    if item.group_size:
-        return Unprocessable(
-            "This is a group deal: start a group or join one.",
-            code="group_required",
-            details={"field": "body.group_code"},
-        )
+    if row.live_only:
+        return live_only_refused()  # the fast path has no live room: reserve's answer
+    if buy.quantity > row.per_user_limit:
+        return over_limit(row.per_user_limit)
+    if row.group_size:
+        return group_required()
     return None
 
 
@@ -297,13 +285,11 @@ def place_buys(
     authenticated: list[Buy] = []
     for buy in buys:
         caller = callers.get(buy.token_hash)
-        if limiter is not None and caller is not None and limiter[1].per_user is not None:
+        if limiter is not None and caller is not None:
             if not buy.rate_counted:  # once per buy, not again when its group is retried
                 buy.rate_counted = True
                 try:
-                    limiter[0].check(
-                        f"buy:u{caller.user_id}", limiter[1].per_user, name="buy", scope="user"
-                    )
+                    check_user(*limiter, name="buy", user_id=caller.user_id)
                 except JuxingError as exc:
                     buy.rate_refusal = exc
             if buy.rate_refusal is not None:

@@ -29,7 +29,14 @@ from juxing.deals.events import (
 )
 from juxing.deals.payments import PaymentProvider
 from juxing.deals.service import BUYABLE_CAMPAIGN
-from juxing.deals.stock import ItemRef, StockBackend, backend_for, rowcount, sold_out
+from juxing.deals.stock import (
+    ItemRef,
+    StockBackend,
+    backend_for,
+    over_limit,
+    rowcount,
+    sold_out,
+)
 from juxing.kit.auth import ensure_owner
 from juxing.kit.errors import Conflict, NotFound, Unprocessable
 from juxing.kit.signals import publish
@@ -112,11 +119,27 @@ def _check_live_room(session: Session, *, deal_item_id: int, live_room_id: int |
         ).first()
         if on_air is not None:
             return
-    raise Unprocessable(
+    raise live_only_refused()
+
+
+def live_only_refused() -> Unprocessable:
+    return Unprocessable(
         "This deal is sold only in its live room while it is on air.",
         code="live_only",
         details={"field": "body.live_room_id"},
     )
+
+
+def group_required() -> Unprocessable:
+    return Unprocessable(
+        "This is a group deal: start a group or join one.",
+        code="group_required",
+        details={"field": "body.group_code"},
+    )
+
+
+def no_such_item() -> NotFound:
+    return NotFound("No such deal item.", details={"field": "body.deal_item_id"})
 
 
 def reserve(
@@ -142,7 +165,7 @@ def reserve(
     now = now or utcnow()
     row = session.execute(_RESERVE_LOOKUP, {"deal_item_id": deal_item_id}).first()
     if row is None:
-        raise NotFound("No such deal item.", details={"field": "body.deal_item_id"})
+        raise no_such_item()
     item, campaign_status, title, sku_name, live_only = row
     problem = _not_live(item, campaign_status, now)
     if problem:
@@ -150,17 +173,9 @@ def reserve(
     if live_only:
         _check_live_room(session, deal_item_id=deal_item_id, live_room_id=live_room_id)
     if quantity > item.per_user_limit:
-        raise Unprocessable(
-            f"You may hold at most {item.per_user_limit} of this deal.",
-            code="per_user_limit",
-            details={"field": "body.quantity", "per_user_limit": item.per_user_limit},
-        )
+        raise over_limit(item.per_user_limit)
     if item.group_size and not (start_group or group_code):
-        raise Unprocessable(
-            "This is a group deal: start a group or join one.",
-            code="group_required",
-            details={"field": "body.group_code"},
-        )
+        raise group_required()
     if not item.group_size and (start_group or group_code):
         raise Unprocessable(
             "This deal is not a group deal.",

@@ -47,6 +47,25 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         raise Forbidden("Missing or wrong CSRF token.", code="csrf_failed")
 
 
+def invalid_token() -> Unauthorized:
+    return Unauthorized(
+        "The API token is not valid.", code="invalid_token", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def account_disabled() -> Unauthorized:
+    return Unauthorized("The account is disabled.", code="account_disabled")
+
+
+def role_required(*roles: Role) -> Forbidden:
+    names = ", ".join(r.value for r in roles)
+    return Forbidden(
+        f"This needs the role {names}.",
+        code="role_required",
+        details={"roles": [r.value for r in roles]},
+    )
+
+
 def _load_user(session: DbSession, user_id: int) -> User | None:
     return session.scalar(select(User).where(User.id == user_id).options(selectinload(User.roles)))
 
@@ -87,14 +106,10 @@ def _user_from_bearer(request: Request, session: DbSession, raw: str) -> User:
     )
     now = utcnow()
     if row is None or not token_is_live(row.revoked_at, row.expires_at, now):
-        raise Unauthorized(
-            "The API token is not valid.",
-            code="invalid_token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise invalid_token()
     user: User = row[0]
     if not user.is_active:
-        raise Unauthorized("The account is disabled.", code="account_disabled")
+        raise account_disabled()
     if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_AFTER:
         _touch_token(request, session, row.id, now)
     return user
@@ -145,12 +160,7 @@ def require_roles(*roles: Role):
 
     async def _dependency(user: CurrentUser) -> User:  # no I/O: no worker thread
         if not user.has_role(*roles):
-            names = ", ".join(r.value for r in roles)
-            raise Forbidden(
-                f"This needs the role {names}.",
-                code="role_required",
-                details={"roles": [r.value for r in roles]},
-            )
+            raise role_required(*roles)
         return user
 
     _dependency.__name__ = "require_" + "_or_".join(r.value for r in roles)

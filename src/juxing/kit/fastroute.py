@@ -9,7 +9,7 @@ replayed) to the regular FastAPI route of the same method and path, which stays 
 documented in OpenAPI and handles every case the fast path does not. The fast route is
 matched before every other route and runs inside the same middleware stack (request id,
 security headers, sessions, in-flight limit) and error handlers: a handler may raise the
-kit's ``ApiError`` like any endpoint.
+kit's ``JuxingError`` like any endpoint.
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ def _user_key(request: Request, session: DbSession) -> str | None:
     """Who is asking, without failing: a session's user id, or a bearer token's user id."""
     user = getattr(request.state, "user", None)
     if user is not None:
-        return f"u{user.id}"
+        return user_key(user.id)
     header = request.headers.get("authorization", "")
     scheme, _, raw = header.partition(" ")
     if scheme.lower() == "bearer" and raw.strip():
@@ -205,12 +205,32 @@ def _user_key(request: Request, session: DbSession) -> str | None:
             select(ApiToken.user_id).where(ApiToken.token_hash == hash_token(raw.strip()))
         )
         # An unknown token is refused by authentication later; count it by IP only.
-        return f"u{user_id}" if user_id is not None else None
+        return user_key(user_id) if user_id is not None else None
     if "session" in request.scope:
         uid = request.session.get(SESSION_USER_KEY)
         if uid is not None:
-            return f"u{int(uid)}"
+            return user_key(int(uid))
     return None
+
+
+def check_ip(request: Request, name: str) -> None:
+    """Count one request of ``name`` against its per-IP limit (429 when over it)."""
+    limiter = limiter_for(request)  # (builds the rules on first use)
+    rule: LimitRule = request.app.state.rate_limit_rules[name]
+    if rule.per_ip is not None:
+        settings: Settings = request.app.state.settings
+        ip = client_ip(request, trust_forwarded_for=settings.trust_forwarded_for)
+        limiter.check(f"{name}:ip:{ip}", rule.per_ip, name=name, scope="ip")
+
+
+def check_user(limiter: RateLimiter, rule: LimitRule, *, name: str, user_id: int) -> None:
+    """Count one request of ``name`` by a known user against its per-user limit."""
+    if rule.per_user is not None:
+        limiter.check(f"{name}:{user_key(user_id)}", rule.per_user, name=name, scope="user")
+
+
+def user_key(user_id: int) -> str:
+    return f"u{user_id}"
 
 
 def rate_limit(name: str) -> Callable[..., Awaitable[None]]:
@@ -227,15 +247,14 @@ def rate_limit(name: str) -> Callable[..., Awaitable[None]]:
             await run_in_threadpool(_check, request, session, settings)
 
     def _check(request: Request, session: DbSession, settings: Settings) -> None:
-        limiter = limiter_for(request)
+        check_ip(request, name)
         rule: LimitRule = request.app.state.rate_limit_rules[name]
-        if rule.per_ip is not None:
-            ip = client_ip(request, trust_forwarded_for=settings.trust_forwarded_for)
-            limiter.check(f"{name}:ip:{ip}", rule.per_ip, name=name, scope="ip")
         if rule.per_user is not None:
             user_key = _user_key(request, session)
             if user_key is not None:
-                limiter.check(f"{name}:{user_key}", rule.per_user, name=name, scope="user")
+                limiter_for(request).check(
+                    f"{name}:{user_key}", rule.per_user, name=name, scope="user"
+                )
 
     _dependency.__name__ = f"rate_limit_{name}"
     return _dependency
