@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from juxing.accounts import service as accounts
+from juxing.kit.time import utcnow
 from juxing.models.accounts import Role, User
 
 _seq = itertools.count(1)
@@ -38,3 +40,30 @@ def bearer(session: Session, user: User) -> dict[str, str]:
 def make_user_with_auth(session: Session, *roles: Role) -> tuple[User, dict[str, str]]:
     user = make_user(session, *roles)
     return user, bearer(session, user)
+
+
+def record_views(
+    session: Session, user_id: int, product_ids: list[int], tag: str, first_at: datetime
+) -> None:
+    """The user viewed ``product_ids`` in order, a minute apart from ``first_at`` (behaviour
+    events inserted as the events API does, client ids ``{tag}-{k}``)."""
+    from juxing.feed.events import insert_new
+
+    now = utcnow()
+    rows = [
+        {
+            "source": "app",
+            "user_id": user_id,
+            "action": "view",
+            "target_type": "product",
+            "target_id": pid,
+            "category_id": None,
+            "dwell_ms": None,
+            "client_event_id": f"{tag}-{k}",
+            "occurred_at": first_at + timedelta(minutes=k),
+            "received_at": now,
+        }
+        for k, pid in enumerate(product_ids)
+    ]
+    insert_new(session, rows)
+    session.flush()

@@ -225,23 +225,35 @@ def test_redis_rebuild_during_traffic_and_after_data_loss(committed_db, redis_ur
         client.close()
 
 
+def _redis_item_with_one_order(db, client, builders):
+    """A Redis-backed deal item (stock 5, 2 per shopper) with one committed reservation:
+    (world, shopper, buying context, order id)."""
+    build_world, make_user = builders
+    with db.session() as s:
+        world = build_world(s, stock=5, per_user_limit=2, backend="redis", with_headers=False)
+        shopper = make_user(s, Role.SHOPPER)
+        s.expunge_all()
+    client.delete(*redis_keys(world.deal_item_id))
+    ctx = orders.Buying(redis_client=client)
+    with db.session() as s:
+        order_id = orders.reserve(
+            session=s, ctx=ctx, shopper=shopper, deal_item_id=world.deal_item_id
+        ).id
+    return world, shopper, ctx, order_id
+
+
+def _live(client, item_id: int) -> dict[str, int]:
+    """The Redis counters of a deal item."""
+    return {k.decode(): int(v) for k, v in client.hgetall(redis_keys(item_id)[0]).items()}
+
+
 def test_redis_hooks_of_a_rolled_back_savepoint_never_run(committed_db, redis_url, builders):
     """A stock transition made inside a savepoint that rolls back leaves Redis untouched even
     though the outer transaction commits; a reservation taken there is undone."""
-    build_world, make_user = builders
     client = make_redis(redis_url)
     db = committed_db
     try:
-        with db.session() as s:
-            world = build_world(s, stock=5, per_user_limit=2, backend="redis", with_headers=False)
-            shopper = make_user(s, Role.SHOPPER)
-            s.expunge_all()
-        client.delete(*redis_keys(world.deal_item_id))
-        ctx = orders.Buying(redis_client=client)
-        with db.session() as s:
-            order_id = orders.reserve(
-                session=s, ctx=ctx, shopper=shopper, deal_item_id=world.deal_item_id
-            ).id
+        world, shopper, ctx, order_id = _redis_item_with_one_order(db, client, builders)
 
         class Undo(Exception):
             pass
@@ -261,10 +273,7 @@ def test_redis_hooks_of_a_rolled_back_savepoint_never_run(committed_db, redis_ur
         # the order can still be paid once, for real
         with db.session() as s:
             assert orders.mark_paid(session=s, ctx=ctx, order_id=order_id)
-        live = {
-            k.decode(): int(v) for k, v in client.hgetall(redis_keys(world.deal_item_id)[0]).items()
-        }
-        assert live == {"available": 4, "reserved": 0, "sold": 1}
+        assert _live(client, world.deal_item_id) == {"available": 4, "reserved": 0, "sold": 1}
     finally:
         client.close()
 
@@ -273,24 +282,13 @@ def test_a_released_savepoint_is_not_the_commit(committed_db, redis_url, builder
     """SQLAlchemy fires before/after_commit when a savepoint is released: neither an outer
     transition's Redis update nor a reservation's commit check may run then, and if the
     outer transaction then rolls back, Redis ends as it began (the reservation undone)."""
-    build_world, make_user = builders
     client = make_redis(redis_url)
     db = committed_db
     try:
-        with db.session() as s:
-            world = build_world(s, stock=5, per_user_limit=2, backend="redis", with_headers=False)
-            shopper = make_user(s, Role.SHOPPER)
-            s.expunge_all()
-        client.delete(*redis_keys(world.deal_item_id))
-        ctx = orders.Buying(redis_client=client)
-        with db.session() as s:
-            order_id = orders.reserve(
-                session=s, ctx=ctx, shopper=shopper, deal_item_id=world.deal_item_id
-            ).id
+        world, shopper, ctx, order_id = _redis_item_with_one_order(db, client, builders)
 
         def live() -> dict[str, int]:
-            raw = client.hgetall(redis_keys(world.deal_item_id)[0])
-            return {k.decode(): int(v) for k, v in raw.items()}
+            return _live(client, world.deal_item_id)
 
         before = live()
         assert before == {"available": 4, "reserved": 1, "sold": 0}

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text, update
 
 from factories import bearer
@@ -78,11 +79,18 @@ def _script(client, session, world, shoppers, merchant_headers, not_started, gro
     return [_comparable(r) for r in steps]
 
 
-def test_fast_and_regular_paths_answer_alike(settings, db, session, make_shopper, builders):
+@pytest.fixture
+def both_apps(settings, db):
+    """The app with its fast paths, and the same app without them, on the test's database."""
+    return (
+        create_app(settings, db=db),
+        create_app(settings.model_copy(update={"fast_paths": False}), db=db),
+    )
+
+
+def test_fast_and_regular_paths_answer_alike(both_apps, session, make_shopper, builders):
     build_world, _make_user = builders
-    fast_app = create_app(settings, db=db)
-    slow_app = create_app(settings.model_copy(update={"fast_paths": False}), db=db)
-    from fastapi.testclient import TestClient
+    fast_app, slow_app = both_apps
 
     answers = []
     for app in (fast_app, slow_app):
@@ -150,11 +158,9 @@ def _keyed_script(client, world, shopper_headers, other_headers):
     return [_comparable(r) for r in (first, again, reused, other, too_many, retried)]
 
 
-def test_idempotency_keys_answer_alike_on_both_paths(settings, db, session, make_shopper, builders):
+def test_idempotency_keys_answer_alike_on_both_paths(both_apps, session, make_shopper, builders):
     build_world, _make_user = builders
-    fast_app = create_app(settings, db=db)
-    slow_app = create_app(settings.model_copy(update={"fast_paths": False}), db=db)
-    from fastapi.testclient import TestClient
+    fast_app, slow_app = both_apps
 
     answers = []
     for app in (fast_app, slow_app):

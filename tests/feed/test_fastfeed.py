@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from factories import record_views
 from juxing.feed import service, training
 from juxing.feed.engine import FeedEngine, _encode_cursor
-from juxing.feed.events import insert_new
 from juxing.feed.pages import EventWatch, FeedCache, RankedFeed
 from juxing.feed.schemas import FeedPage, PolicyIn
 from juxing.kit.time import utcnow
@@ -25,24 +25,7 @@ HIT = "X-Feed-Cache"
 
 
 def _events(session, user_id: int, product_ids: list[int], tag: str, *, hours: float = 5) -> None:
-    now = utcnow()
-    rows = [
-        {
-            "source": "app",
-            "user_id": user_id,
-            "action": "view",
-            "target_type": "product",
-            "target_id": pid,
-            "category_id": None,
-            "dwell_ms": None,
-            "client_event_id": f"{tag}-{k}",
-            "occurred_at": now - timedelta(hours=hours) + timedelta(minutes=k),
-            "received_at": now,
-        }
-        for k, pid in enumerate(product_ids)
-    ]
-    insert_new(session, rows)
-    session.flush()
+    record_views(session, user_id, product_ids, tag, utcnow() - timedelta(hours=hours))
 
 
 def _walks(session, world) -> None:

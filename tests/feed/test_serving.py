@@ -8,6 +8,7 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import update
 
+from factories import record_views
 from juxing.feed import training
 from juxing.feed.catalog import snapshot_path
 from juxing.feed.engine import FeedEngine
@@ -246,26 +247,8 @@ def test_impressions_journal_is_replayed_after_a_crash(db, session, tmp_path):
 
 
 def _buy_walks_for(session, user_id: int, world) -> None:
-    from juxing.feed.events import insert_new
-
-    now = utcnow()
-    rows = [
-        {
-            "source": "app",
-            "user_id": user_id,
-            "action": "view",
-            "target_type": "product",
-            "target_id": world.products[step].id,
-            "category_id": None,
-            "dwell_ms": None,
-            "client_event_id": f"me-{step}",
-            "occurred_at": now - timedelta(minutes=10 - step),
-            "received_at": now,
-        }
-        for step in range(3)
-    ]
-    insert_new(session, rows)
-    session.flush()
+    ids = [world.products[step].id for step in range(3)]
+    record_views(session, user_id, ids, "me", utcnow() - timedelta(minutes=10))
 
 
 def test_grouped_order_is_lexsort_by_item_then_best_score():
