@@ -18,6 +18,7 @@ turns it off.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ from starlette.responses import Response
 
 from juxing.deals import flash
 from juxing.deals.endpoints import VISITOR_COOKIE, buying
-from juxing.kit.errors import JuxingError, ServiceUnavailable
+from juxing.kit.errors import JuxingError, ServiceUnavailable, error_response
 from juxing.kit.fastroute import add_fast_path
 from juxing.kit.idempotency import REPLAY_HEADER
 from juxing.kit.ratelimit import LimitRule, RateLimiter, check_ip, limiter_for
@@ -47,6 +48,7 @@ _PLAIN_KEYS = frozenset({"deal_item_id", "quantity"})
 # Keys of ReserveIn the fast path accepts only at their "not used" value.
 _UNUSED = {"coupon_claim_id": None, "start_group": False, "group_code": None, "live_room_id": None}
 _MAX_ID = 2**63 - 1
+_Queued = tuple[flash.Buy, "asyncio.Future[bytes]"]
 
 
 def install(app: FastAPI) -> None:
@@ -115,8 +117,8 @@ async def buy_fast(request: Request) -> Response | None:
         # the per-IP limit here; the per-user one by the writer, once the token is resolved
         await run_in_threadpool(check_ip, request, "buy")
     body = await writer.place(buy)
-    if isinstance(buy.outcome, JuxingError):
-        raise buy.outcome
+    if isinstance(buy.outcome, JuxingError):  # (returned: raising it costs more)
+        return error_response(buy.outcome)
     if isinstance(buy.outcome, flash.Replayed):
         return Response(
             buy.outcome.body,
@@ -150,11 +152,10 @@ class BuyWriter:
         if app.state.settings.rate_limits_enabled:
             limiter = limiter_for(request)
             self.limiter = (limiter, app.state.rate_limit_rules["buy"])
-        self.queue: list[tuple[flash.Buy, asyncio.Future[bytes]]] = []
+        self.queue: list[_Queued] = []
         self.busy = False
         self.stopped = False
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="juxing-buy")
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def place(self, buy: flash.Buy) -> bytes:
         """Queue ``buy``; return the 201 body once its order has committed (or b"" with
@@ -182,31 +183,31 @@ class BuyWriter:
         self._close()
 
     def _pump(self) -> None:
+        """Hand the queued buys (up to MAX_GROUP) to the writer thread, unless it is busy."""
         if self.queue and not self.busy and not self.stopped:
             group, self.queue = self.queue[:MAX_GROUP], self.queue[MAX_GROUP:]
             self.busy = True
-            task = asyncio.get_running_loop().create_task(self._write(group))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _write(self, group: list[tuple[flash.Buy, asyncio.Future[bytes]]]) -> None:
-        buys = [buy for buy, _future in group]
-        try:
             loop = asyncio.get_running_loop()
-            bodies = await loop.run_in_executor(self.thread, self.write, buys)
-        except BaseException as exc:  # every buyer must be answered
+            done = loop.run_in_executor(self.thread, self.write, [buy for buy, _f in group])
+            done.add_done_callback(functools.partial(self._answer, group))
+
+    def _answer(self, group: list[_Queued], done: asyncio.Future[list[bytes]]) -> None:
+        """A group is written: the next one goes to the writer thread first, then this one's
+        buyers are answered (the loop sends their responses while the thread writes)."""
+        self.busy = False
+        self._pump()
+        if done.cancelled():
+            exc: BaseException | None = asyncio.CancelledError()
+        else:
+            exc = done.exception()
+        if exc is not None:  # every buyer must be answered
             for _buy, future in group:
                 if not future.done():
                     future.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        else:
-            for (_buy, future), body in zip(group, bodies, strict=True):
-                if not future.done():
-                    future.set_result(body)
-        finally:
-            self.busy = False
-            self._pump()
+            return
+        for (_buy, future), body in zip(group, done.result(), strict=True):
+            if not future.done():
+                future.set_result(body)
 
     def write(self, buys: list[flash.Buy]) -> list[bytes]:
         """Place a group in one unit of work (in a writer thread). When the group fails

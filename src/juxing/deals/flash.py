@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from psycopg.rows import namedtuple_row
 from pydantic import TypeAdapter
 from sqlalchemy import (
     String,
@@ -38,6 +40,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -206,21 +209,58 @@ _TAKE = (
 )
 
 
-def _callers(session: Session, buys: list[Buy], now: datetime) -> dict[str, _Caller]:
-    """Resolve every token of the group; record use (at most every few minutes a token)."""
+def _lookup(
+    session: Session, buys: list[Buy], now: datetime
+) -> tuple[dict[str, _Caller], dict[int, Any]]:
+    """Every token of the group with its caller, and every deal item it asks for; records
+    token use (at most every few minutes a token). On PostgreSQL the two queries (and the
+    transaction's BEGIN) go in one round trip."""
     conn = session.connection()
     hashes = sorted({b.token_hash for b in buys})
+    ids = sorted({b.deal_item_id for b in buys})
     params = {"hashes": hashes, "now": now, "touch_before": now - TOKEN_TOUCH_AFTER}
-    rows = conn.execute(_CALLERS[conn.dialect.name == "postgresql"], params).all()
+    caller_rows: Sequence[Any]
+    item_rows: Sequence[Any]
+    if conn.dialect.name == "postgresql":
+        caller_rows, item_rows = _pg_lookup(conn, params, ids)
+    else:
+        caller_rows = conn.execute(_CALLERS[False], params).all()
+        item_rows = conn.execute(_ITEMS[False], {"ids": ids}).all()
     callers: dict[str, _Caller] = {}
     touch: list[int] = []
-    for token_hash, token_id, live, stale, uid, active, shopper in rows:
+    for token_hash, token_id, live, stale, uid, active, shopper in caller_rows:
         callers[token_hash] = _Caller(uid, bool(live), bool(active), bool(shopper))
         if live and active and stale:
             touch.append(token_id)
     if touch:
         conn.execute(_TOUCH, {"ids": touch, "now": now})
-    return callers
+    return callers, {row.id: row for row in item_rows}
+
+
+@functools.cache
+def _pg_statements() -> tuple[str, dict[str, Any], str]:
+    """The two lookups as PostgreSQL text for the driver (with the callers' constants)."""
+    dialect = postgresql.psycopg.dialect()
+    callers = _CALLERS[True].compile(dialect=dialect)
+    items = _ITEMS[True].compile(dialect=dialect)
+    return str(callers), dict(callers.params), str(items)
+
+
+def _pg_lookup(conn: Any, params: dict[str, Any], ids: list[int]) -> tuple[list[Any], list[Any]]:
+    """Both lookups in one pipeline: the driver sends BEGIN and the two queries together and
+    reads the three answers (each query is prepared by the driver once it repeats)."""
+    callers_sql, defaults, items_sql = _pg_statements()
+    raw = conn.connection.driver_connection
+    callers = raw.cursor()
+    items = raw.cursor(row_factory=namedtuple_row)
+    with raw.pipeline():
+        callers.execute(callers_sql, defaults | params)
+        items.execute(items_sql, {"ids": ids})
+    try:
+        return callers.fetchall(), items.fetchall()
+    finally:
+        callers.close()
+        items.close()
 
 
 def _refused_caller(caller: _Caller | None) -> JuxingError | None:
@@ -275,13 +315,8 @@ def place_buys(
     refused buy's claim is dropped so that a retry runs again. ``request``: the method and
     path the keys were sent with."""
     now = now or utcnow()
-    callers = _callers(session, buys, now)
+    callers, rows = _lookup(session, buys, now)
     conn = session.connection()
-    pg = conn.dialect.name == "postgresql"
-    rows = {
-        row.id: row
-        for row in conn.execute(_ITEMS[pg], {"ids": sorted({b.deal_item_id for b in buys})})
-    }
     authenticated: list[Buy] = []
     for buy in buys:
         caller = callers.get(buy.token_hash)
@@ -419,8 +454,9 @@ def _take_sql(session: Session, item: Any, held: list[Buy]) -> list[Buy]:
 
 def _take_redis(session: Session, backend: RedisStock, item: Any, group: list[Buy]) -> list[Buy]:
     """The Redis backend for one item: every take of the group in one pipelined round trip."""
-    for buy in group:
-        buy.token = uuid.uuid4().hex
+    prefix = secrets.token_hex(12)  # unique per group; each buy's token adds its place
+    for i, buy in enumerate(group):
+        buy.token = f"{prefix}{i:x}"
     results = backend.take_many(
         session,
         item=_item_ref(item),
@@ -522,16 +558,16 @@ _PG_INSERT = (
     "updated_at, expires_at) "
     "SELECT ids.id, t.shopper, t.merchant, %(status)s, t.currency, t.subtotal, 0, t.subtotal, "
     "0, t.visitor, t.token, %(created)s, %(created)s, %(expires)s "
-    "FROM unnest(%(shopper)s::bigint[], %(merchant)s::bigint[], %(currency)s::text[], "
-    "%(subtotal)s::bigint[], %(visitor)s::text[], %(token)s::text[]) WITH ORDINALITY "
+    "FROM unnest(%(shopper)b::bigint[], %(merchant)b::bigint[], %(currency)b::text[], "
+    "%(subtotal)b::bigint[], %(visitor)b::text[], %(token)b::text[]) WITH ORDINALITY "
     "AS t(shopper, merchant, currency, subtotal, visitor, token, n) JOIN ids ON ids.n = t.n "
     "RETURNING id), "
     "l AS (INSERT INTO order_lines (order_id, sku_id, deal_item_id, product_id, title, "
     "quantity, unit_price_minor, amount_minor, refunded_minor, refunded_quantity, "
     "restocked_quantity) "
     "SELECT ids.id, u.sku, u.item, u.product, u.title, u.q, u.price, u.amount, 0, 0, 0 "
-    "FROM unnest(%(sku)s::bigint[], %(item)s::bigint[], %(product)s::bigint[], "
-    "%(title)s::text[], %(q)s::int[], %(price)s::bigint[], %(amount)s::bigint[]) "
+    "FROM unnest(%(sku)b::bigint[], %(item)b::bigint[], %(product)b::bigint[], "
+    "%(title)b::text[], %(q)b::int[], %(price)b::bigint[], %(amount)b::bigint[]) "
     "WITH ORDINALITY AS u(sku, item, product, title, q, price, amount, n) "
     "JOIN ids ON ids.n = u.n RETURNING id, order_id) "
     "SELECT ids.id, l.id FROM ids JOIN l ON l.order_id = ids.id "

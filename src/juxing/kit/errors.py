@@ -106,16 +106,22 @@ def validation_details(errors: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def error_response(exc: JuxingError) -> JSONResponse:
+    """The response for ``exc``: what its handler answers (a fast path that answers many
+    refusals returns it rather than raising it through the middleware stack)."""
+    return JSONResponse(
+        envelope(exc.code, exc.message, exc.details),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error, expected or not, in the one envelope."""
 
     @app.exception_handler(JuxingError)
     async def _juxing_error(_request: Request, exc: JuxingError) -> JSONResponse:
-        return JSONResponse(
-            envelope(exc.code, exc.message, exc.details),
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
