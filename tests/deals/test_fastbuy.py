@@ -231,6 +231,53 @@ def test_the_201_body_is_what_pydantic_writes():
     assert flash.order_json(flash.Placed(order, line)) == expected.encode()
 
 
+@pytest.mark.parametrize(
+    "title",
+    ['Star Lamp 星光灯 · 100% "warm"', "Lamp -1000000000000000005 %d", "\\u0000 \n tab\t"],
+)
+def test_a_groups_bodies_are_each_orders_own(title):
+    """order_bodies renders a group's bodies from one template per item: each must be the
+    order's own order_json, whatever the shared text holds (marks' digits, %, escapes)."""
+    now = utcnow()
+
+    def placed(i, item, quantity):
+        price = 590 + item
+        order = {
+            "id": i,
+            "shopper_id": 100 + i,
+            "merchant_id": item,
+            "status": "pending_payment",
+            "currency": "CNY",
+            "subtotal_minor": price * quantity,
+            "discount_minor": 0,
+            "total_minor": price * quantity,
+            "refunded_minor": 0,
+            "coupon_claim_id": None,
+            "group_id": None,
+            "created_at": now,
+            "expires_at": now + timedelta(minutes=15),
+        }
+        line = {
+            "id": 1000 + i,
+            "order_id": i,
+            "sku_id": item,
+            "deal_item_id": item,
+            "product_id": item,
+            "title": f"{title} {item}",
+            "quantity": quantity,
+            "unit_price_minor": price,
+            "amount_minor": price * quantity,
+            "refunded_minor": 0,
+            "refunded_quantity": 0,
+        }
+        return flash.Placed(order, line)
+
+    group = [placed(i, item=1 + i % 2, quantity=1 + i % 3) for i in range(1, 12)]
+    bodies = flash.order_bodies(group)
+    assert bodies == [flash.order_json(p) for p in group]
+    assert len(set(bodies)) == len(group)
+
+
 def _holdings(session, item_id):
     rows = session.execute(
         select(DealHolding.shopper_id, DealHolding.quantity).where(

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
 from juxing import ledger
@@ -80,11 +81,18 @@ def _click_params(shopper_id: int, visitor_id: str | None, placed: datetime) -> 
     }
 
 
-def _clickers(with_visitors: bool) -> Any:
-    """Who of ``:shoppers`` (or ``:visitors``) clicked between ``:opens`` and ``:placed``."""
-    who: Any = Click.shopper_id.in_(bindparam("shoppers", expanding=True))
+def _clickers(with_visitors: bool, pg: bool) -> Any:
+    """Who of ``:shoppers`` (or ``:visitors``) clicked between ``:opens`` and ``:placed``.
+    On PostgreSQL each list is one array parameter (one statement text for any count)."""
+
+    def one_of(column: Any, name: str) -> Any:
+        if pg:
+            return column == any_(bindparam(name, type_=ARRAY(column.type)))
+        return column.in_(bindparam(name, expanding=True))
+
+    who: Any = one_of(Click.shopper_id, "shoppers")
     if with_visitors:
-        who = or_(who, Click.visitor_id.in_(bindparam("visitors", expanding=True)))
+        who = or_(who, one_of(Click.visitor_id, "visitors"))
     return (
         select(Click.shopper_id, Click.visitor_id)
         .where(who, Click.clicked_at <= bindparam("placed"), Click.clicked_at >= bindparam("opens"))
@@ -92,8 +100,8 @@ def _clickers(with_visitors: bool) -> Any:
     )
 
 
-# Built once, for shopper-only and shopper-or-visitor (the buy path asks for every order).
-_CLICKERS = {v: _clickers(v) for v in (False, True)}
+# Built once, keyed by (with visitors, PostgreSQL): the buy path asks for every order.
+_CLICKERS = {(v, pg): _clickers(v, pg) for v in (False, True) for pg in (False, True)}
 _CANDIDATE_CLICKS = {
     v: select(Click, TrackingLink)
     .join(TrackingLink, TrackingLink.id == Click.link_id)
@@ -119,7 +127,9 @@ def orders_with_candidate_clicks(session: Session, placed: Sequence[OrderPlaced]
         "opens": earliest,
         "placed": latest,
     }
-    rows = session.execute(_CLICKERS[bool(visitors)], params).all()
+    session.flush()  # (what the ORM's execute would do first; nothing on the buy path)
+    conn = session.connection()  # a Core query: without the ORM's execution machinery
+    rows = conn.execute(_CLICKERS[bool(visitors), conn.dialect.name == "postgresql"], params).all()
     hit_shoppers = {shopper for shopper, _visitor in rows}
     hit_visitors = {visitor for _shopper, visitor in rows if visitor}
     return [

@@ -219,10 +219,9 @@ class BuyWriter:
         if not self._attempt(buys) and len(buys) > 1:
             for buy in buys:
                 self._attempt([buy])
-        return [
-            flash.order_json(b.outcome) if isinstance(b.outcome, flash.Placed) else b""
-            for b in buys
-        ]
+        placed = [b.outcome for b in buys if isinstance(b.outcome, flash.Placed)]
+        bodies = iter(flash.order_bodies(placed))
+        return [next(bodies) if isinstance(b.outcome, flash.Placed) else b"" for b in buys]
 
     def _attempt(self, buys: list[flash.Buy], *, optimistic: bool = True) -> bool:
         """Place ``buys`` in one unit of work; False if it rolled back before COMMIT."""

@@ -644,3 +644,46 @@ def order_json(placed: Placed) -> bytes:
         out[key] = None
     out["lines"] = [{k: line[k] for k in _LINE_KEYS}]
     return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# What differs between the bodies of a group's orders; the rest is rendered once a group.
+_OWN_ORDER = ("id", "shopper_id", "subtotal_minor", "total_minor")
+_OWN_LINE = ("id", "quantity", "amount_minor")
+_SHARED_ORDER = tuple(k for k in _ORDER_KEYS if k not in _OWN_ORDER and k != "lines")
+_SHARED_LINE = tuple(k for k in _LINE_KEYS if k not in _OWN_LINE)
+_MARK = -(10**18)  # the i-th own field is rendered as _MARK - i first: no real value is
+
+
+def order_bodies(placed: list[Placed]) -> list[bytes]:
+    """``order_json`` of each placed order (a test holds them equal), faster for a group:
+    the orders of one item placed at one time differ only in their ids, shopper and
+    quantity, so each such set's body is rendered once as a template and filled in."""
+    templates: dict[tuple[Any, ...], bytes | None] = {}
+    bodies: list[bytes] = []
+    for p in placed:
+        order, line = p.order, p.line
+        shared = (*(order.get(k) for k in _SHARED_ORDER), *(line[k] for k in _SHARED_LINE))
+        own = (*(order[k] for k in _OWN_ORDER), *(line[k] for k in _OWN_LINE))
+        if shared in templates:
+            template = templates[shared]
+            bodies.append(order_json(p) if template is None else template % own)
+        else:
+            body = order_json(p)
+            template = _template(p)
+            # (None when a shared text holds a mark's digits: those bodies are rendered whole)
+            templates[shared] = template if template % own == body else None
+            bodies.append(body)
+    return bodies
+
+
+def _template(placed: Placed) -> bytes:
+    """``order_json`` of ``placed`` with its own fields as ``%d`` (in the order above)."""
+    order, line = dict(placed.order), dict(placed.line)
+    for i, key in enumerate(_OWN_ORDER):
+        order[key] = _MARK - i
+    for i, key in enumerate(_OWN_LINE, start=len(_OWN_ORDER)):
+        line[key] = _MARK - i
+    text = order_json(Placed(order, line)).replace(b"%", b"%%")
+    for i in range(len(_OWN_ORDER) + len(_OWN_LINE)):
+        text = text.replace(str(_MARK - i).encode(), b"%d", 1)
+    return text
