@@ -15,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+PG_POOL_RECYCLE_S = 1800  # seconds a pooled PostgreSQL connection is used before it is replaced
+
 
 def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> Engine:
     """Create an engine with Juxing's settings for SQLite or PostgreSQL.
@@ -54,6 +56,10 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) ->
         return engine
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_pre_ping", True)
+        # PostgreSQL keeps a prepared statement's generic plan per connection: a connection
+        # opened while the tables were small would keep plans made for them. Replace pooled
+        # connections after half an hour (also the dedicated ones, ``dedicated_sessions``).
+        kwargs.setdefault("pool_recycle", PG_POOL_RECYCLE_S)
     return create_engine(url, **kwargs)
 
 
