@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -23,6 +24,7 @@ from juxing.deals.reconcile import check_item
 from juxing.deals.schemas import OrderOut
 from juxing.deals.stock import redis_keys
 from juxing.kit.errors import JuxingError
+from juxing.kit.ratelimit import LimitRule, RateLimiter
 from juxing.kit.redis import make_redis
 from juxing.kit.security import hash_token
 from juxing.kit.time import utcnow
@@ -421,6 +423,46 @@ def test_an_optimistic_group_that_finds_the_stock_gone_is_placed_again(
     codes = [b.outcome.code if isinstance(b.outcome, JuxingError) else "placed" for b in group]
     assert codes == ["placed", "placed", "sold_out"]
     assert _holdings(session, world.deal_item_id) == {users[0].id: 1, users[1].id: 1}
+
+
+def test_a_groups_per_user_rate_limit_counts_each_buy_once(
+    db, session, builders, redis_url_or_none
+):
+    """The writer counts a group's buys against the per-user limit in one round trip, in
+    the buys' order, and a group placed again (after a rollback) does not count again."""
+    build_world, make_user = builders
+    world = build_world(session, stock=20, per_user_limit=10)
+    a, b = make_user(session, Role.SHOPPER), make_user(session, Role.SHOPPER)
+    token_a, token_b = (hash_token(_raw_token(bearer(session, u))) for u in (a, b))
+    session.commit()
+    client = make_redis(redis_url_or_none) if redis_url_or_none else None
+    limiter = RateLimiter(client, prefix=f"juxing:rl:test:group:{time.time_ns()}:")
+    rule = LimitRule.parse("2/3600,1000/3600")
+    _fresh_hour()
+    ctx = orders.Buying(redis_client=None)
+
+    def buy(token: str) -> flash.Buy:
+        return flash.Buy(token_hash=token, deal_item_id=world.deal_item_id, quantity=1)
+
+    group = [buy(token_a), buy(token_b), buy(token_a), buy("jx_unknown"), buy(token_a)]
+    s = db.new_session()
+    flash.place_buys(session=s, ctx=ctx, buys=group, limiter=(limiter, rule))
+    db.end(s, commit=False)  # as a failed group: the writer places it again
+    s = db.new_session()
+    flash.place_buys(session=s, ctx=ctx, buys=group, limiter=(limiter, rule))
+    db.end(s, commit=True)
+    codes = [x.outcome.code if isinstance(x.outcome, JuxingError) else "placed" for x in group]
+    assert codes == ["placed", "placed", "placed", "invalid_token", "rate_limited"]
+    assert group[4].outcome.headers["Retry-After"]
+    # counted once each: a's third buy was the 3rd of its window, b has one more
+    assert limiter.hit_many([f"buy:u{b.id}"], rule.per_user)[0][0] == 2
+
+
+def _fresh_hour() -> None:
+    """Not within a second of an hour's end (a window that ends mid-test restarts counts)."""
+    left = 3600 - time.time() % 3600
+    if left < 5:
+        time.sleep(left + 0.1)
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ from juxing.deals.stock import (
 from juxing.kit.auth import TOKEN_TOUCH_AFTER, account_disabled, invalid_token, role_required
 from juxing.kit.errors import JuxingError
 from juxing.kit.idempotency import Claim, claim_many, principal_of, settle_many
-from juxing.kit.ratelimit import LimitRule, RateLimiter, check_user
+from juxing.kit.ratelimit import LimitRule, RateLimiter, check_users
 from juxing.kit.signals import publish_many
 from juxing.kit.time import utcnow
 from juxing.models.accounts import ApiToken, Role, User, UserRole
@@ -317,19 +317,18 @@ def place_buys(
     now = now or utcnow()
     callers, rows = _lookup(session, buys, now)
     conn = session.connection()
+    if limiter is not None:  # every buy of a known caller counted once, in one round trip
+        counting = [b for b in buys if not b.rate_counted and b.token_hash in callers]
+        user_ids = [callers[b.token_hash].user_id for b in counting]
+        refusals = check_users(*limiter, name="buy", user_ids=user_ids)
+        for buy, refusal in zip(counting, refusals, strict=True):
+            buy.rate_counted, buy.rate_refusal = True, refusal  # (not again on a retry)
     authenticated: list[Buy] = []
     for buy in buys:
         caller = callers.get(buy.token_hash)
-        if limiter is not None and caller is not None:
-            if not buy.rate_counted:  # once per buy, not again when its group is retried
-                buy.rate_counted = True
-                try:
-                    check_user(*limiter, name="buy", user_id=caller.user_id)
-                except JuxingError as exc:
-                    buy.rate_refusal = exc
-            if buy.rate_refusal is not None:
-                buy.outcome = buy.rate_refusal
-                continue
+        if caller is not None and buy.rate_refusal is not None:
+            buy.outcome = buy.rate_refusal
+            continue
         buy.outcome = _refused_caller(caller)
         if buy.outcome is None:
             assert caller is not None

@@ -145,22 +145,51 @@ class RateLimiter:
                 log.warning("rate limiter: Redis unavailable (%s); counting in process", exc)
         return self.local.hit(key, limit, now)
 
+    def hit_many(
+        self, keys: list[str], limit: Limit, now: float | None = None
+    ) -> list[tuple[int, float]]:
+        """``hit`` for several requests in one round trip (a key given twice counts twice)."""
+        now = time.time() if now is None else now
+        if self._script is not None and self.redis is not None and keys:
+            window = int(now) // limit.window_s
+            window_end = (window + 1) * limit.window_s
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for key in keys:
+                    redis_key = f"{self.prefix}{key}:{limit.window_s}:{window}"
+                    self._script(keys=[redis_key], args=[limit.window_s + 1], client=pipe)
+                return [(int(count), window_end - now) for count in pipe.execute()]
+            except redis.exceptions.RedisError as exc:
+                log.warning("rate limiter: Redis unavailable (%s); counting in process", exc)
+        return [self.local.hit(key, limit, now) for key in keys]
+
     def check(self, key: str, limit: Limit, *, name: str, scope: str) -> None:
         """Count one request and raise 429 when it is over ``limit``."""
         count, left = self.hit(key, limit)
-        if count > limit.count:
-            retry_after = max(1, math.ceil(left))
-            raise RateLimited(
-                "Too many requests; slow down and retry later.",
-                details={
-                    "limit": name,
-                    "scope": scope,
-                    "max_requests": limit.count,
-                    "window_s": limit.window_s,
-                    "retry_after_s": retry_after,
-                },
-                headers={"Retry-After": str(retry_after)},
-            )
+        refusal = over_limit(count, left, limit, name=name, scope=scope)
+        if refusal is not None:
+            raise refusal
+
+
+def over_limit(
+    count: int, left: float, limit: Limit, *, name: str, scope: str
+) -> RateLimited | None:
+    """The 429 for the ``count``-th request of a window with ``left`` seconds to go, if
+    that is over ``limit``."""
+    if count <= limit.count:
+        return None
+    retry_after = max(1, math.ceil(left))
+    return RateLimited(
+        "Too many requests; slow down and retry later.",
+        details={
+            "limit": name,
+            "scope": scope,
+            "max_requests": limit.count,
+            "window_s": limit.window_s,
+            "retry_after_s": retry_after,
+        },
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def limiter_for(request: Request) -> RateLimiter:
@@ -223,10 +252,18 @@ def check_ip(request: Request, name: str) -> None:
         limiter.check(f"{name}:ip:{ip}", rule.per_ip, name=name, scope="ip")
 
 
-def check_user(limiter: RateLimiter, rule: LimitRule, *, name: str, user_id: int) -> None:
-    """Count one request of ``name`` by a known user against its per-user limit."""
-    if rule.per_user is not None:
-        limiter.check(f"{name}:{user_key(user_id)}", rule.per_user, name=name, scope="user")
+def check_users(
+    limiter: RateLimiter, rule: LimitRule, *, name: str, user_ids: list[int]
+) -> list[RateLimited | None]:
+    """Count requests of ``name`` by known users against the per-user limit, in one round
+    trip and in order: each one's 429, or None."""
+    if rule.per_user is None:
+        return [None] * len(user_ids)
+    keys = [f"{name}:{user_key(user_id)}" for user_id in user_ids]
+    return [
+        over_limit(count, left, rule.per_user, name=name, scope="user")
+        for count, left in limiter.hit_many(keys, rule.per_user)
+    ]
 
 
 def user_key(user_id: int) -> str:
