@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # Hot endpoints (buying, the home feed) answered on the event loop in front of their
     # regular routes (kit/fastroute.py); false sends every request the regular way.
     fast_paths: bool = True
+    # Feed impressions older than this are deleted (the feed.prune_impressions job). The feed
+    # reads 7 days (exposure damping) and the dashboards' rollups 3 hours; a rollup backfill
+    # (`juxing analytics backfill`) of older hours would find no impressions to count.
+    feed_impressions_retention_days: int = Field(default=30, ge=7)
     # Take the client IP from X-Forwarded-For (its last hop) only behind a trusted proxy.
     trust_forwarded_for: bool = False
 

@@ -11,6 +11,9 @@ segment whose lock it can take, i.e. whose writer is gone, skipping pages whose 
 in the table already. A failed batch stays buffered and journaled and is retried.
 (An operating-system crash can lose what the page cache had not written yet; the journal is
 not fsynced on every page.)
+
+Impressions are kept for ``Settings.feed_impressions_retention_days`` (30 by default):
+``prune`` (the ``feed.prune_impressions`` job) deletes older rows in small id ranges.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from juxing.kit.db import Database
 from juxing.models.feed import FeedImpression
@@ -40,6 +43,8 @@ FLUSH_EVERY_S = 5.0
 RECOVER_EVERY_S = 60.0
 WRITE_CACHE_KIB = 65_536  # SQLite page cache while a batch is written (64 MiB)
 DEFAULT_CACHE_KIB = 2_000  # SQLite's default, restored after the batch
+PRUNE_BATCH = 5_000  # ids per delete transaction of ``prune`` (a short write lock each)
+PRUNE_MAX_BATCHES = 200  # per run: at most ~1 M rows, the next run goes on
 COLUMNS = (
     "feed_id",
     "user_id",
@@ -194,6 +199,43 @@ def write_pages(db: Database, pages: list[Page]) -> int:
         finally:
             conn.exec_driver_sql(f"PRAGMA cache_size=-{DEFAULT_CACHE_KIB}")
     return len(rows)
+
+
+def prune(
+    db: Database,
+    *,
+    before: datetime,
+    batch: int = PRUNE_BATCH,
+    max_batches: int = PRUNE_MAX_BATCHES,
+) -> int:
+    """Delete the impressions shown before ``before``; returns how many.
+
+    Oldest ids first, one range of ``batch`` ids per transaction, through the primary key
+    (there is no index on ``shown_at`` alone, and adding one would make every insert dearer):
+    ids grow with time, so the old rows are the lowest ids. A run stops at the first range
+    that keeps a row (a recent one) or after ``max_batches`` ranges. A row written late with
+    an old ``shown_at`` (a replayed journal) sits above recent ones and goes once they have
+    gone. Idempotent: each statement re-checks ``shown_at``, so runs in several processes at
+    once only delete what is old, each row once."""
+    id_, shown_at = FeedImpression.id, FeedImpression.shown_at
+    deleted = 0
+    with db.session(write=False) as session:
+        low = session.scalar(select(func.min(id_)))
+    for _ in range(max_batches):
+        if low is None:
+            break
+        high = low + batch
+        with db.session() as session:
+            result = session.execute(
+                delete(FeedImpression)
+                .where(id_ >= low, id_ < high, shown_at < before)
+                .execution_options(synchronize_session=False)
+            )
+            deleted += max(getattr(result, "rowcount", 0), 0)
+            if session.scalar(select(id_).where(id_ >= low, id_ < high).limit(1)) is not None:
+                break  # this range keeps recent rows: so do the ranges above it
+            low = session.scalar(select(func.min(id_)).where(id_ >= high))
+    return deleted
 
 
 def shown_text(at: datetime) -> str:
