@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from factories import record_views
 from juxing.feed import service, training
 from juxing.feed.engine import FeedEngine, _encode_cursor
-from juxing.feed.pages import EventWatch, FeedCache, RankedFeed
+from juxing.feed.pages import EventWatch, FeedCache, KnownToken, RankedFeed, TokenCache
 from juxing.feed.schemas import FeedPage, PolicyIn
 from juxing.kit.time import utcnow
 from juxing.models.accounts import ApiToken, Role, User
@@ -295,6 +295,84 @@ def test_a_disabled_account_or_expired_token_stops_too(served, client, session, 
     )
     session.flush()
     assert client.get(FEED, headers=auth3).status_code == 401
+
+
+def test_a_token_revoked_through_the_api_stops_at_the_commit(served, client):
+    _world, _shopper, auth, engine = served
+    client.get(FEED, headers=auth)
+    assert client.get(FEED, headers=auth).headers[HIT] == "hit"
+    token_id = client.get("/api/v1/auth/tokens", headers=auth).json()[0]["id"]
+    assert client.delete(f"/api/v1/auth/tokens/{token_id}", headers=auth).status_code == 200
+    assert not engine.tokens._tokens  # dropped when the revoke committed, no re-read needed
+    r = client.get(FEED, headers=auth)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+
+
+def test_an_account_disabled_through_the_api_stops_at_the_commit(served, client, session, kit):
+    _world, _shopper, _auth, engine = served
+    shopper, auth = kit.user(session, Role.SHOPPER)
+    _op, op_auth = kit.user(session, Role.OPERATOR)
+    client.get(FEED, headers=auth)
+    assert client.get(FEED, headers=auth).headers[HIT] == "hit"
+    r = client.patch(
+        f"/api/v1/accounts/users/{shopper.id}", json={"is_active": False}, headers=op_auth
+    )
+    assert r.status_code == 200 and r.json()["is_active"] is False, r.text
+    assert all(k.user_id != shopper.id for k in engine.tokens._tokens.values())
+    r = client.get(FEED, headers=auth)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "account_disabled"
+    assert client.get(FEED, headers=op_auth).status_code == 200  # the operator's own token
+
+
+def test_a_token_read_before_its_revocation_is_not_trusted_again():
+    tokens = TokenCache()
+
+    def known(user_id: int) -> KnownToken:
+        return KnownToken(user_id, 1, 0.0, float("inf"), time.monotonic() + 10)
+
+    read_at = time.monotonic()  # a request reads the row (still live) ...
+    tokens.revoke(["h1"], [7], time.monotonic())  # ... the revocation commits ...
+    assert not tokens.put("h1", known(1), read_at=read_at)  # ... the late store is refused
+    assert not tokens.put("h2", known(7), read_at=read_at)  # the disabled account's too
+    assert tokens.put("h3", known(8), read_at=read_at)
+    assert tokens.put("h1", known(1), read_at=time.monotonic())  # a read after it: its answer
+    assert tokens.revoke([], [8], time.monotonic()) == 1 and tokens.get("h3", 0.0) is None
+
+
+def test_a_revocation_reaches_another_process_through_redis(
+    served, client, settings, db, redis_url
+):
+    """Two app instances sharing Redis: one revokes, the other's fast path stops trusting the
+    token at its background thread's next turn (``watch_revocations``, every 0.25 s)."""
+    from fastapi.testclient import TestClient
+
+    from juxing.app import create_app
+    from juxing.feed import engine as feed_engine
+    from juxing.kit.redis import make_redis
+
+    _world, _shopper, auth, engine = served
+    # ``engine`` stands for another process: revocations committed here do not reach it
+    # in memory, only through Redis.
+    feed_engine._live_engines.discard(engine)
+    engine.redis = make_redis(redis_url)
+    try:
+        assert engine.watch_revocations() == 0  # the first look notes the newest entry
+        client.get(FEED, headers=auth)
+        assert client.get(FEED, headers=auth).headers[HIT] == "hit"
+        other = create_app(settings, db=db)
+        assert other.state.redis is not None
+        with TestClient(other, raise_server_exceptions=False) as revoker:
+            token_id = revoker.get("/api/v1/auth/tokens", headers=auth).json()[0]["id"]
+            r = revoker.delete(f"/api/v1/auth/tokens/{token_id}", headers=auth)
+            assert r.status_code == 200, r.text
+        assert client.get(FEED, headers=auth).headers[HIT] == "hit"  # not read yet
+        assert engine.watch_revocations() == 1
+        r = client.get(FEED, headers=auth)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+        assert engine.watch_revocations() == 0  # each entry is read once
+    finally:
+        engine.redis.close()
+        engine.redis = None
 
 
 def test_a_ranking_read_before_an_invalidation_is_not_kept():

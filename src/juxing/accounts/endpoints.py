@@ -123,10 +123,14 @@ def create_token(body: TokenCreate, user: CurrentUser, session: DbSession) -> To
 
 
 @router.delete("/auth/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: int, user: CurrentUser, session: DbSession) -> TokenOut:
-    return TokenOut.model_validate(
-        service.revoke_token(session=session, user=user, token_id=token_id)
+def revoke_token(
+    token_id: int, request: Request, user: CurrentUser, session: DbSession
+) -> TokenOut:
+    """Revoke one of the caller's tokens: refused everywhere from the commit on."""
+    token = service.revoke_token(
+        session=session, user=user, token_id=token_id, redis_client=request.app.state.redis
     )
+    return TokenOut.model_validate(token)
 
 
 @router.get("/accounts/users", response_model=Page[UserOut])
@@ -156,11 +160,16 @@ def create_user(body: UserCreate, _op: OperatorUser, session: DbSession) -> User
 
 @router.patch("/accounts/users/{user_id}", response_model=UserOut)
 def update_user(
-    user_id: int, body: UserAdminUpdate, _op: OperatorUser, session: DbSession
+    user_id: int, body: UserAdminUpdate, request: Request, _op: OperatorUser, session: DbSession
 ) -> UserOut:
     user = service.get_user(session=session, user_id=user_id)
     if body.roles is not None:
         service.set_roles(session=session, user=user, roles=body.roles)
     if body.is_active is not None:
-        user.is_active = body.is_active
+        service.set_active(
+            session=session,
+            user=user,
+            active=body.is_active,
+            redis_client=request.app.state.redis,
+        )
     return user_out(user)

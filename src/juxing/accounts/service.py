@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from juxing.kit.errors import Conflict, NotFound, Unauthorized
+from juxing.kit.revocations import Revoked, announce
 from juxing.kit.security import (
     hash_password,
     hash_token,
@@ -151,11 +153,24 @@ def list_tokens(*, session: Session, user: User) -> list[ApiToken]:
     )
 
 
-def revoke_token(*, session: Session, user: User, token_id: int) -> ApiToken:
-    """Revoke one of ``user``'s tokens; another user's token is 404."""
+def revoke_token(
+    *, session: Session, user: User, token_id: int, redis_client: Any = None
+) -> ApiToken:
+    """Revoke one of ``user``'s tokens; another user's token is 404. Once committed, every
+    process stops trusting it at once (``kit/revocations.py``; others through Redis)."""
     token = session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id:
         raise NotFound("No such token.")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+        announce(session, Revoked(token_hashes=(token.token_hash,)), redis_client=redis_client)
     return token
+
+
+def set_active(*, session: Session, user: User, active: bool, redis_client: Any = None) -> User:
+    """Enable or disable an account. Once a disabling commits, every process stops trusting
+    the account's tokens at once (``kit/revocations.py``; others through Redis)."""
+    if user.is_active and not active:
+        announce(session, Revoked(user_ids=(user.id,)), redis_client=redis_client)
+    user.is_active = active
+    return user

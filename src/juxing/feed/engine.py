@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -68,6 +69,7 @@ from juxing.feed.pages import (
 from juxing.feed.ranking import Placed, Ranked, grouped_order, merge, rerank
 from juxing.feed.reads import FeedReads, Shopper, TokenRow
 from juxing.feed.schemas import DealStateOut, FeedItemOut, FeedPage, PolicyRules
+from juxing.kit import revocations
 from juxing.kit.auth import token_is_live
 from juxing.kit.db import Database
 from juxing.kit.errors import BadRequest
@@ -192,6 +194,8 @@ class FeedEngine:
         self.watch = EventWatch(self._paramstyle, lookback=db.engine.dialect.name != "sqlite")
         self._generation: Generation = (id(self.snapshot), None, None)
         self._tokens_checked = 0.0
+        self.revocations = revocations.RevocationWatch()  # other processes' (with Redis)
+        self._revocations_failing = False
         _live_engines.add(self)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -200,6 +204,7 @@ class FeedEngine:
         self.refresh(force=True)
         if self.background:
             self.watch_events()  # the first look notes the newest event, before any is kept
+            self.watch_revocations()  # likewise the newest revocation, before any token
         if self.background and not self._threads:
             for target, name in ((self._loop, "juxing-feed"), (self._write_loop, "juxing-feed-w")):
                 thread = threading.Thread(target=target, name=name, daemon=True)
@@ -219,6 +224,7 @@ class FeedEngine:
             try:
                 self.refresh()
                 self.watch_events()
+                self.watch_revocations()
                 self.recheck_tokens()
                 self._prefetch_deal_states()
                 self.feeds.queue_expiring(time.monotonic())
@@ -291,6 +297,26 @@ class FeedEngine:
         if not users:
             return 0
         return self.feeds.invalidate(set(users), now, requeue=True)
+
+    def watch_revocations(self) -> int:
+        """Stop trusting the tokens other processes revoked (read from Redis; see
+        ``kit/revocations.py``); returns how many trusted tokens were dropped."""
+        if self.redis is None or not self.background:
+            return 0
+        try:
+            got = self.revocations.poll(self.redis)
+        except redis.RedisError as exc:
+            if not self._revocations_failing:
+                log.warning("cannot read revocations from Redis (%s); tokens are re-read "
+                            "within %.0f s instead", exc, self.tokens.ttl)  # fmt: skip
+            self._revocations_failing = True
+            return 0
+        self._revocations_failing = False
+        return sum(self.drop_revoked(r) for r in got)
+
+    def drop_revoked(self, revoked: revocations.Revoked) -> int:
+        """Stop trusting revoked tokens and the tokens of disabled accounts now."""
+        return self.tokens.revoke(revoked.token_hashes, revoked.user_ids, time.monotonic())
 
     def forget_shopper(self, user_id: int) -> None:
         """Drop the shopper's kept feed now (e.g. after an unfollow in this process)."""
@@ -462,8 +488,11 @@ class FeedEngine:
             )
         return assemble(feed_id, rendered, states)
 
-    def remember_token(self, token_hash: str, row: TokenRow, *, touched: bool) -> None:
-        """Trust this token for the fast path for a few seconds (``pages.TOKEN_TTL_S``)."""
+    def remember_token(
+        self, token_hash: str, row: TokenRow, *, touched: bool, read_at: float | None = None
+    ) -> None:
+        """Trust this token for the fast path for a few seconds (``pages.TOKEN_TTL_S``);
+        ``read_at`` (monotonic): when its row was read (a revocation since wins)."""
         if not self.background:
             return
         used = time.time() if touched else 0.0
@@ -480,6 +509,7 @@ class FeedEngine:
                 time.monotonic() + self.tokens.ttl,
                 hit_at=time.time(),
             ),
+            read_at=read_at,
         )
 
     def recheck_tokens(self, *, force: bool = False) -> int:
@@ -1232,6 +1262,13 @@ def forget_shopper(user_id: int) -> None:
     """Drop the shopper's kept feed in every engine of this process (a follow changed)."""
     for engine in list(_live_engines):
         engine.forget_shopper(user_id)
+
+
+@revocations.listen
+def _drop_revoked(revoked: revocations.Revoked) -> None:
+    """A revocation committed in this process: every engine here stops trusting the tokens."""
+    for engine in list(_live_engines):
+        engine.drop_revoked(revoked)
 
 
 def engine_for(state: Any) -> FeedEngine:

@@ -14,9 +14,14 @@ served until the first of:
 
 Who holds a bearer token is kept too: a token is trusted for ``TOKEN_TTL_S`` after its row
 was last read, and the background thread re-reads the rows of the tokens used in the last
-``TOKEN_IDLE_S`` (in batches) when their trust has less than ``TOKEN_RECHECK_S`` left. So a
-token revoked, or an account disabled, keeps being accepted by the fast path of a process for
-at most ``TOKEN_TTL_S`` (10 s).
+``TOKEN_IDLE_S`` (in batches) when their trust has less than ``TOKEN_RECHECK_S`` left. A token
+revoked, or an account disabled, through the accounts service is dropped from this cache when
+its transaction commits (``kit/revocations.py``): at once in the process that committed it,
+and in the other processes (with Redis) at the background thread's next turn, within about a
+quarter of a second. A row read before the revocation cannot bring the token back (``put``
+refuses reads older than the drop). What still waits for the re-read, at most
+``TOKEN_TTL_S`` (10 s): a change made past the service (SQL by hand) or a revocation whose
+announcement Redis lost.
 
 The background thread also ranks ahead of the request, for at most 50 ms per quarter second:
 the shoppers whose kept feed an event (or a follow) just dropped, those whose feed served in
@@ -34,6 +39,7 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +57,7 @@ AHEAD_OF_EXPIRY_S = 5.0  # a feed served lately is ranked again this long before
 STAMP_KEEP_S = 30.0  # how long an invalidation is remembered against late stores
 WATCH_LOOKBACK_S = 3.0  # PostgreSQL: event ids may commit out of order; look back this long
 WATCH_BATCH = 50_000
+_NEVER = float("-inf")
 
 # Generation of the serving state a feed was ranked under: (snapshot identity, model version,
 # (policy id, policy version) or None).
@@ -220,6 +227,10 @@ class TokenCache:
         self.ttl = ttl
         self.max_tokens = max_tokens
         self._tokens: dict[str, KnownToken] = {}
+        # When (monotonic) a token was revoked / an account disabled, against late stores.
+        self._revoked: dict[str, float] = {}
+        self._disabled: dict[int, float] = {}
+        self._lock = threading.Lock()  # stores and drops (``get`` needs none)
 
     def get(self, token_hash: str, now: float) -> KnownToken | None:
         known = self._tokens.get(token_hash)
@@ -227,11 +238,41 @@ class TokenCache:
             return None
         return known
 
-    def put(self, token_hash: str, known: KnownToken) -> None:
-        tokens = self._tokens
-        if len(tokens) >= self.max_tokens:
-            tokens.clear()
-        tokens[token_hash] = known
+    def put(self, token_hash: str, known: KnownToken, *, read_at: float | None = None) -> bool:
+        """Trust the token, resolved from its row read at ``read_at`` (monotonic), unless it
+        was revoked or its account disabled since (the read may predate that commit)."""
+        with self._lock:
+            if read_at is not None and (
+                self._revoked.get(token_hash, _NEVER) >= read_at
+                or self._disabled.get(known.user_id, _NEVER) >= read_at
+            ):
+                return False
+            tokens = self._tokens
+            if len(tokens) >= self.max_tokens:
+                tokens.clear()
+            tokens[token_hash] = known
+            return True
+
+    def revoke(self, token_hashes: Iterable[str], user_ids: Iterable[int], now: float) -> int:
+        """Stop trusting these tokens and every token of these users; returns how many were
+        trusted."""
+        users = set(user_ids)
+        dropped = 0
+        with self._lock:
+            for h in token_hashes:
+                self._revoked[h] = now
+                dropped += self._tokens.pop(h, None) is not None
+            for u in users:
+                self._disabled[u] = now
+            if users:
+                for h, k in list(self._tokens.items()):
+                    if k.user_id in users:
+                        dropped += self._tokens.pop(h, None) is not None
+            if len(self._revoked) + len(self._disabled) > 1_000:
+                old = now - STAMP_KEEP_S
+                self._revoked = {h: t for h, t in self._revoked.items() if t > old}
+                self._disabled = {u: t for u, t in self._disabled.items() if t > old}
+        return dropped
 
     def forget(self, token_hash: str) -> None:
         self._tokens.pop(token_hash, None)

@@ -11,6 +11,7 @@ a malformed, unknown, revoked or expired token, a disabled account — goes thro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from fastapi import Request
@@ -31,8 +32,8 @@ def fast_viewer(
     """The caller's user id when a valid bearer token says so; None: ask ``slow_viewer``.
 
     ``touch(token_id)`` records a use that is due (every ``TOKEN_TOUCH_AFTER``);
-    ``remember(token_hash, row, touched=)`` is told of every valid token (the fast path's
-    token cache)."""
+    ``remember(token_hash, row, touched=, read_at=)`` is told of every valid token (the fast
+    path's token cache; ``read_at``: monotonic time before its row was read)."""
     header = request.headers.get("authorization")
     if not header:
         return None
@@ -41,6 +42,7 @@ def fast_viewer(
     if scheme.lower() != "bearer" or not raw:
         return None
     token_hash = hash_token(raw)
+    read_at = time.monotonic()
     row = reads.token(token_hash)
     now = utcnow()
     if row is None or not row.user_active or not token_is_live(row.revoked_at, row.expires_at, now):
@@ -49,7 +51,7 @@ def fast_viewer(
     if due:
         touch(row.token_id)
     if remember is not None:
-        remember(token_hash, row, touched=due)
+        remember(token_hash, row, touched=due, read_at=read_at)
     return row.user_id
 
 
