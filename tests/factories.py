@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -67,3 +68,10 @@ def record_views(
     ]
     insert_new(session, rows)
     session.flush()
+
+
+def fresh_window(window_s: int, margin_s: float = 5.0) -> None:
+    """Wait until a fixed window has at least ``margin_s`` left, so a test never straddles."""
+    left = window_s - time.time() % window_s
+    if left < margin_s:
+        time.sleep(left + 0.05)

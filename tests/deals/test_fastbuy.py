@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text, update
 
-from factories import bearer
+from factories import bearer, fresh_window
 from juxing.app import create_app
 from juxing.deals import fastbuy, flash, orders
 from juxing.deals.reconcile import check_item
@@ -438,7 +438,7 @@ def test_a_groups_per_user_rate_limit_counts_each_buy_once(
     client = make_redis(redis_url_or_none) if redis_url_or_none else None
     limiter = RateLimiter(client, prefix=f"juxing:rl:test:group:{time.time_ns()}:")
     rule = LimitRule.parse("2/3600,1000/3600")
-    _fresh_hour()
+    fresh_window(3600)
     ctx = orders.Buying(redis_client=None)
 
     def buy(token: str) -> flash.Buy:
@@ -456,13 +456,6 @@ def test_a_groups_per_user_rate_limit_counts_each_buy_once(
     assert group[4].outcome.headers["Retry-After"]
     # counted once each: a's third buy was the 3rd of its window, b has one more
     assert limiter.hit_many([f"buy:u{b.id}"], rule.per_user)[0][0] == 2
-
-
-def _fresh_hour() -> None:
-    """Not within a second of an hour's end (a window that ends mid-test restarts counts)."""
-    left = 3600 - time.time() % 3600
-    if left < 5:
-        time.sleep(left + 0.1)
 
 
 @pytest.fixture

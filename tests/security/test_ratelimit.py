@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from factories import PASSWORD, make_user, make_user_with_auth
+from factories import PASSWORD, fresh_window, make_user, make_user_with_auth
 from juxing.app import create_app
 from juxing.config import Settings
 from juxing.kit.auth import CurrentUser
@@ -24,13 +24,6 @@ from juxing.kit.redis import make_redis
 from juxing.models.accounts import Role
 
 HOUR = 3600
-
-
-def _fresh_window(window_s: int, margin_s: float = 5.0) -> None:
-    """Wait until a fixed window has at least ``margin_s`` left, so a test never straddles."""
-    left = window_s - time.time() % window_s
-    if left < margin_s:
-        time.sleep(left + 0.05)
 
 
 def _app(settings: Settings, db, **limits: str) -> FastAPI:  # type: ignore[no-untyped-def]
@@ -81,7 +74,7 @@ def test_an_unknown_limit_name_fails_at_import_time() -> None:
 def test_login_is_limited_per_ip_with_retry_after(settings: Settings, db, session) -> None:
     user = make_user(session, Role.SHOPPER)
     app = create_app(settings.model_copy(update={"rate_limits": {"login": f"4/{HOUR}"}}), db=db)
-    _fresh_window(HOUR)
+    fresh_window(HOUR)
     with TestClient(app) as client:
         codes = [
             client.post(
@@ -101,7 +94,7 @@ def test_login_is_limited_per_ip_with_retry_after(settings: Settings, db, sessio
 
 def test_register_is_limited(settings: Settings, db) -> None:
     app = create_app(settings.model_copy(update={"rate_limits": {"register": f"2/{HOUR}"}}), db=db)
-    _fresh_window(HOUR)
+    fresh_window(HOUR)
     with TestClient(app) as client:
         codes = [
             client.post(
@@ -116,7 +109,7 @@ def test_register_is_limited(settings: Settings, db) -> None:
 def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(settings: Settings, db) -> None:
     limits = {"login": f"1/{HOUR}"}
     body = {"email": "nobody@example.test", "password": "wrong password"}
-    _fresh_window(HOUR)
+    fresh_window(HOUR)
     untrusted = create_app(settings.model_copy(update={"rate_limits": limits}), db=db)
     with TestClient(untrusted) as client:
         first = client.post("/api/v1/auth/token", json=body, headers={"X-Forwarded-For": "1.1.1.1"})
@@ -143,7 +136,7 @@ def test_buy_is_limited_per_user_not_across_users(settings: Settings, db, sessio
     _a, auth_a = make_user_with_auth(session, Role.SHOPPER)
     _b, auth_b = make_user_with_auth(session, Role.SHOPPER)
     app = _app(settings, db, buy=f"2/{HOUR},100/{HOUR}")
-    _fresh_window(HOUR)
+    fresh_window(HOUR)
     with TestClient(app) as client:
         a = [client.post("/api/test/buy", headers=auth_a).status_code for _ in range(3)]
         b = [client.post("/api/test/buy", headers=auth_b).status_code for _ in range(2)]
@@ -160,7 +153,7 @@ def test_a_user_with_many_tokens_has_one_budget(settings: Settings, db, session)
     user = make_user(session, Role.SHOPPER)
     tokens = [bearer(session, user) for _ in range(3)]
     app = _app(settings, db, buy=f"2/{HOUR},100/{HOUR}")
-    _fresh_window(HOUR)
+    fresh_window(HOUR)
     with TestClient(app) as client:
         codes = [client.post("/api/test/buy", headers=t).status_code for t in tokens]
     assert codes == [200, 200, 429]
@@ -198,7 +191,7 @@ def test_redis_counters_are_shared_between_processes(redis_url: str) -> None:
     one = RateLimiter(make_redis(redis_url), prefix=prefix)
     two = RateLimiter(make_redis(redis_url), prefix=prefix)
     limit = Limit(3, HOUR)
-    _fresh_window(HOUR)
+    fresh_window(HOUR)
     counts = [one.hit("buy:u1", limit)[0], two.hit("buy:u1", limit)[0], one.hit("buy:u1", limit)[0]]
     assert counts == [1, 2, 3]
     ttl = one.redis.ttl(f"{prefix}buy:u1:{HOUR}:{int(time.time()) // HOUR}")  # type: ignore[union-attr]
@@ -219,7 +212,7 @@ def test_two_apps_on_one_redis_share_the_budget(settings: Settings, db, session,
         )
         app.state.rate_limit_prefix = prefix
         apps.append(app)
-    _fresh_window(HOUR)
+    fresh_window(HOUR)
     with TestClient(apps[0]) as c0, TestClient(apps[1]) as c1:
         codes = [c.post("/api/test/buy", headers=auth).status_code for c in (c0, c1, c0, c1)]
     assert codes == [200, 200, 200, 429]

@@ -137,7 +137,7 @@ class RateLimiter:
         if self._script is not None:
             window = int(now) // limit.window_s
             window_end = (window + 1) * limit.window_s
-            redis_key = f"{self.prefix}{key}:{limit.window_s}:{window}"
+            redis_key = self._redis_key(key, limit, window)
             try:
                 count = int(self._script(keys=[redis_key], args=[limit.window_s + 1]))
                 return count, window_end - now
@@ -156,12 +156,16 @@ class RateLimiter:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 for key in keys:
-                    redis_key = f"{self.prefix}{key}:{limit.window_s}:{window}"
+                    redis_key = self._redis_key(key, limit, window)
                     self._script(keys=[redis_key], args=[limit.window_s + 1], client=pipe)
                 return [(int(count), window_end - now) for count in pipe.execute()]
             except redis.exceptions.RedisError as exc:
                 log.warning("rate limiter: Redis unavailable (%s); counting in process", exc)
         return [self.local.hit(key, limit, now) for key in keys]
+
+    def _redis_key(self, key: str, limit: Limit, window: int) -> str:
+        """The Redis counter of ``key`` in fixed window number ``window`` of ``limit``."""
+        return f"{self.prefix}{key}:{limit.window_s}:{window}"
 
     def check(self, key: str, limit: Limit, *, name: str, scope: str) -> None:
         """Count one request and raise 429 when it is over ``limit``."""
