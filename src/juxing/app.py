@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from juxing.accounts.endpoints import router as accounts_router
 from juxing.config import Settings, get_settings
 from juxing.kit.db import Database
 from juxing.kit.errors import install_error_handlers
+from juxing.kit.fastroute import FastPathApp
 from juxing.kit.logging import RequestIdMiddleware, configure_logging
 from juxing.kit.middleware import InflightLimitMiddleware, SecurityHeadersMiddleware
 from juxing.kit.redis import make_redis
@@ -104,7 +106,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             max_overflow=settings.db_max_overflow,
         )
 
-    app = FastAPI(
+    app = FastPathApp(
         title="Juxing (聚星)",
         version=__version__,
         summary="Content-commerce engine: deals, shoppable content, personalized feed, commission.",
@@ -127,13 +129,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         https_only=settings.secure_cookies,
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
-    app.state.unbounded_routes = set()  # kit/fastroute.py: not counted by the in-flight cap
     if settings.max_inflight_requests:
-        app.add_middleware(
-            InflightLimitMiddleware,
-            limit=settings.max_inflight_requests,
-            unbounded=app.state.unbounded_routes,
-        )
+        app.inflight = asyncio.Semaphore(settings.max_inflight_requests)
+        app.add_middleware(InflightLimitMiddleware, semaphore=app.inflight)
+    # what the fast paths (kit/fastroute.py) do in the session and security layers' stead
+    app.session_cookie, app.hsts = SESSION_COOKIE.encode(), settings.secure_cookies
     app.add_middleware(RequestIdMiddleware)
 
     _mount_health(app)  # first: probes are cheap and stay cheap

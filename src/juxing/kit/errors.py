@@ -116,6 +116,14 @@ def error_response(exc: JuxingError) -> JSONResponse:
     )
 
 
+def internal_error_response() -> JSONResponse:
+    """The answer to an unexpected error (logged by whoever caught it)."""
+    return JSONResponse(
+        envelope("internal_error", "Something went wrong on our side; nothing was changed."),
+        status_code=500,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error, expected or not, in the one envelope."""
 
@@ -189,7 +197,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            envelope("internal_error", "Something went wrong on our side; nothing was changed."),
-            status_code=500,
-        )
+        return internal_error_response()

@@ -1,100 +1,140 @@
-"""Fast paths: a hot endpoint answered on the event loop without FastAPI's per-request
-machinery (dependency solving, body validation, response models), in front of its regular
-route.
+"""Fast paths: a hot endpoint answered by the app's outermost layer, ahead of the middleware
+stack and FastAPI's per-request machinery (dependency solving, body validation, response
+models), in front of its regular route.
 
     add_fast_path(app, method="POST", path="/api/v1/orders", handler=buy_fast)
 
 ``handler(request)`` returns a ``Response``, or ``None`` to hand the request (its body
-replayed) to the regular FastAPI route of the same method and path, which stays the one
-documented in OpenAPI and handles every case the fast path does not. The fast route is
-matched before every other route and runs inside the same middleware stack (request id,
-security headers, sessions, in-flight limit) and error handlers: a handler may raise the
-kit's ``JuxingError`` like any endpoint.
+replayed) to the whole app: every middleware, then the regular route of the same method and
+path, which stays the one documented in OpenAPI and handles every case the fast path does not.
+
+A fast path's answer gets what the middleware stack would have given it, done once here
+instead of by one layer each: the request id (``X-Request-ID``, and in the log records made
+while it is handled), the security headers, the access log line; a ``JuxingError`` it raises
+is answered with the kit's envelope, anything else is logged and answered 500. What the
+stack would do differently is not taken: a request carrying the session cookie always goes
+the regular way (the session middleware would load the session and refresh its cookie).
+``bounded=True``: the handler is counted by the in-flight cap
+(``JUXING_MAX_INFLIGHT_REQUESTS``) while it runs; a handler that only queues work for a fixed
+number of writers, holding no worker thread or connection, passes ``bounded=False``.
+
+The app must be a ``FastPathApp`` (a FastAPI app that puts the fast paths outermost).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from juxing.kit.middleware import InflightLimitMiddleware
+from juxing.kit.errors import JuxingError, error_response, internal_error_response
+from juxing.kit.logging import log_access, request_id, request_id_var
+from juxing.kit.middleware import security_headers
+
+log = logging.getLogger("juxing.fastroute")
 
 FastHandler = Callable[[Request], Awaitable[Response | None]]
 
 
-class FastRoute(BaseRoute):
-    """Matches one method and path exactly; the regular route is its fallback."""
+@dataclass(frozen=True, slots=True)
+class FastPath:
+    handler: FastHandler
+    bounded: bool
 
-    def __init__(self, *, method: str, path: str, handler: FastHandler, app: FastAPI) -> None:
-        self.method = method
-        self.path = path
-        self.handler = handler
-        self.app = app
-        self._fallback: BaseRoute | None = None
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        http = scope["type"] == "http"
-        if http and scope["path"] == self.path and scope["method"] == self.method:
-            return Match.FULL, {}
-        return Match.NONE, {}
+class FastPathApp(FastAPI):
+    """A FastAPI app whose fast paths (``add_fast_path``) answer ahead of its middleware."""
 
-    def url_path_for(self, name: str, /, **path_params: object):  # type: ignore[no-untyped-def,unused-ignore]
-        from starlette.routing import NoMatchFound
+    fast_paths: dict[tuple[str, str], FastPath]
+    session_cookie: bytes = b""
+    inflight: asyncio.Semaphore | None = None
+    hsts: bool = False
 
-        raise NoMatchFound(name, path_params)
-
-    def fallback(self, scope: Scope) -> BaseRoute:
-        """The regular route for this method and path (found once, on first use)."""
-        if self._fallback is None:
-            for route in self.app.router.routes:
-                if route is not self and route.matches(scope)[0] is Match.FULL:
-                    self._fallback = route
-                    break
-            else:  # pragma: no cover - an installer error
-                raise RuntimeError(f"no regular route for {self.method} {self.path}")
-        return self._fallback
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        response = await self.handler(request)
-        if response is not None:
-            await response(scope, receive, send)
-            return
-        body = await request.body()  # already read by the handler when it looked at it
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        route = self.fallback(scope)
-        _match, child = route.matches(scope)
-        scope.update(child)
-        semaphore = scope.pop(InflightLimitMiddleware.SCOPE_KEY, None)
-        if semaphore is None:
-            await route.handle(scope, replay, send)
-            return
-        async with semaphore:  # a regular request after all: counted as one
-            await route.handle(scope, replay, send)
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        paths = getattr(self, "fast_paths", None)
+        return FastEntry(stack, self, paths) if paths else stack
 
 
 def add_fast_path(
     app: FastAPI, *, method: str, path: str, handler: FastHandler, bounded: bool = True
 ) -> None:
-    """Put a fast path in front of the regular route of ``method path``.
+    """Put a fast path in front of the regular route of ``method path`` (before the app
+    serves its first request)."""
+    if not isinstance(app, FastPathApp):  # pragma: no cover - an installer error
+        raise TypeError("fast paths need a FastPathApp")
+    if not hasattr(app, "fast_paths"):
+        app.fast_paths = {}
+    app.fast_paths[(method, path)] = FastPath(handler, bounded)
 
-    ``bounded=False``: the handler queues its work for a fixed number of writers and holds
-    no worker thread or database connection while it waits, so its requests are not counted
-    by the in-flight cap (``JUXING_MAX_INFLIGHT_REQUESTS``); a request it hands to the
-    regular route is."""
-    app.router.routes.insert(0, FastRoute(method=method, path=path, handler=handler, app=app))
-    if not bounded:
-        app.state.unbounded_routes.add((method, path))
+
+class FastEntry:
+    """The outermost layer: a fast path's request is answered here, any other goes on to
+    ``app`` (the whole middleware stack)."""
+
+    def __init__(self, app: ASGIApp, owner: FastPathApp, paths: dict[tuple[str, str], FastPath]):
+        self.app = app
+        self.owner = owner
+        self.paths = paths
+        self.extra = {path: security_headers(path, hsts=owner.hsts) for _m, path in paths}
+        self.session_mark = owner.session_cookie + b"=" if owner.session_cookie else b""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.paths.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        if fast is None or self._has_session(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = request_id(scope["headers"])
+        token = request_id_var.set(rid)
+        request = Request(scope, receive)
+        try:
+            response = await self._answer(fast, request)
+        finally:
+            request_id_var.reset(token)
+        if response is None:
+            await self.app(scope, _replay(await request.body(), receive), send)
+            return
+        headers = response.raw_headers
+        present = {name for name, _value in headers}
+        headers += [(k, v) for k, v in self.extra[scope["path"]] if k not in present]
+        headers.append((b"x-request-id", rid.encode()))
+        await response(scope, receive, send)
+        log_access(scope, response.status_code, started)
+
+    async def _answer(self, fast: FastPath, request: Request) -> Response | None:
+        try:
+            if fast.bounded and self.owner.inflight is not None:
+                async with self.owner.inflight:
+                    return await fast.handler(request)
+            return await fast.handler(request)
+        except JuxingError as exc:
+            return error_response(exc)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            return internal_error_response()
+
+    def _has_session(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        mark = self.session_mark
+        return bool(mark) and any(name == b"cookie" and mark in value for name, value in headers)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` with the body the fast path already read given first."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

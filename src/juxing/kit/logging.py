@@ -51,6 +51,34 @@ def configure_logging(level: str = "INFO", json_logs: bool = False) -> None:
     root.propagate = False
 
 
+def request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The request's id: a sane incoming ``X-Request-ID``, else a new one."""
+    incoming = ""
+    for name, value in headers:
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")
+            break
+    return incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+
+
+def log_access(scope: Scope, status: int, started: float) -> None:
+    """The access log line of a request (at DEBUG)."""
+    access = logging.getLogger("juxing.access")
+    if access.isEnabledFor(logging.DEBUG):
+        access.debug(
+            "%s %s %s",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+
+
 class RequestIdMiddleware:
     """Gives each request an id (or keeps a sane incoming one), returns it and logs it."""
 
@@ -61,12 +89,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = ""
-        for name, value in scope.get("headers", ()):
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
-        rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        rid = request_id(scope.get("headers", ()))
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status = 500
@@ -82,18 +105,5 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, _send)
         finally:
-            access = logging.getLogger("juxing.access")
-            if access.isEnabledFor(logging.DEBUG):
-                access.debug(
-                    "%s %s %s",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+            log_access(scope, status, started)
             request_id_var.reset(token)

@@ -18,6 +18,20 @@ DOCS_CSP = (
 )
 
 
+def security_headers(path: str, *, hsts: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries (unless it set its own)."""
+    csp = DOCS_CSP if path.startswith("/api/docs") else CSP
+    extra = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        (b"content-security-policy", csp.encode()),
+    ]
+    if hsts:
+        extra.append((b"strict-transport-security", b"max-age=31536000"))
+    return extra
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
         self.app = app
@@ -27,21 +41,12 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        csp = DOCS_CSP if path.startswith("/api/docs") else CSP
+        extra = security_headers(scope["path"], hsts=self.hsts)
 
         async def _send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                extra = [
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-                    (b"content-security-policy", csp.encode()),
-                ]
-                if self.hsts:
-                    extra.append((b"strict-transport-security", b"max-age=31536000"))
                 headers += [(k, v) for k, v in extra if k not in present]
                 message["headers"] = headers
             await send(message)
@@ -54,30 +59,20 @@ class InflightLimitMiddleware:
 
     Without a cap, more concurrent requests than database connections make worker threads
     wait for connections held by requests that wait for a worker thread. Event streams
-    (``Accept: text/event-stream``) are long-lived and hold no connection: they are not counted.
-    Nor are the requests of ``unbounded`` (method, path) pairs, fast paths that queue their
-    work for a fixed number of writers (kit/fastroute.py); the semaphore is left in the scope
-    (``SCOPE_KEY``) for the one that hands a request to a regular route after all.
+    (``Accept: text/event-stream``) are long-lived and hold no connection: they are not
+    counted. (Fast paths answer ahead of this middleware; kit/fastroute.py holds the same
+    ``semaphore`` for those that need it.)
     """
 
-    SCOPE_KEY = "juxing.inflight"
-
-    def __init__(
-        self, app: ASGIApp, *, limit: int, unbounded: set[tuple[str, str]] | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, semaphore: asyncio.Semaphore) -> None:
         self.app = app
-        self.semaphore = asyncio.Semaphore(limit)
-        self.unbounded = unbounded if unbounded is not None else set()
+        self.semaphore = semaphore
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or any(
             name == b"accept" and b"text/event-stream" in value
             for name, value in scope.get("headers", ())
         ):
-            await self.app(scope, receive, send)
-            return
-        if (scope["method"], scope["path"]) in self.unbounded:
-            scope[self.SCOPE_KEY] = self.semaphore
             await self.app(scope, receive, send)
             return
         async with self.semaphore:
