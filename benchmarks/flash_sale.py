@@ -1,10 +1,10 @@
 """Flash-sale benchmark: one hot deal item (stock 10,000), 20,000 buy attempts over HTTP from
 many concurrent clients against ``juxing serve``, on SQLite, PostgreSQL and Redis, with 1 and
 2 API processes; the trivial endpoint (/healthz) is measured in the same run against the same
-server.
+server, in slices that alternate with the buys' (``--rounds``, default 5).
 
     make bench-flash-sale
-    python benchmarks/flash_sale.py [--attempts N] [--stock N] [--connections N]
+    python benchmarks/flash_sale.py [--attempts N] [--stock N] [--connections N] [--rounds N]
                                     [--scenarios sqlite:1,postgresql:1,redis:1,...]
 
 Environment: JUXING_BENCH_DATABASE_URL (PostgreSQL, default the local juxing_deals_bench
@@ -261,6 +261,59 @@ def load(
     return result
 
 
+def interleaved(
+    port: int, trivial: list, buys: list, args: argparse.Namespace, folder: Path, server_pid: int
+) -> tuple[dict, dict]:
+    """The trivial requests and the buys in ``args.rounds`` alternating slices (trivial,
+    buys, trivial, buys, ...) over the same connections, each slice finished before the next
+    starts; each endpoint's figures are summed over its slices. On a shared machine whose
+    speed drifts within a run, both endpoints are so measured across the same stretch of
+    it (measured one after the other, the ratio of two runs of the same code varied by
+    ±25 %)."""
+    rounds = max(1, args.rounds)
+
+    def slices(requests: list) -> list[list]:
+        size = -(-len(requests) // rounds)
+        return [requests[i : i + size] for i in range(0, len(requests), size)]
+
+    phases = []
+    for t, b in zip(slices(trivial), slices(buys), strict=True):
+        phases += [{"requests": t}, {"requests": b}]
+    plan_path, result_path = folder / "plan.json", folder / "result.json"
+    plan = {"host": "127.0.0.1", "port": port, "connections": args.connections}
+    plan_path.write_text(json.dumps(plan | {"server_pid": server_pid, "phases": phases}))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/_flash_load.py"), str(plan_path), str(result_path)],
+        check=True,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = json.loads(result_path.read_text())["phases"]
+    client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall = sum(p["elapsed_s"] for p in done)
+    out = []
+    for kind, requests in ((done[0::2], trivial), (done[1::2], buys)):
+        statuses: dict[str, int] = {}
+        for p in kind:
+            for status, n in p["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + n
+        elapsed = sum(p["elapsed_s"] for p in kind)
+        out.append(
+            {
+                "elapsed_s": elapsed,
+                "latencies_ms": [lat for p in kind for lat in p["latencies_ms"]],
+                "statuses": statuses,
+                "bodies": [b for p in kind for b in p["bodies"]],
+                "server_cpu_ms": round(
+                    sum(p["server_cpu_s"] for p in kind) * 1000 / max(len(requests), 1), 3
+                ),
+                # the load generator's CPU share of the wall time (near 1.0: the bottleneck)
+                "client_cpu": round(client_cpu / max(wall, 1e-9), 2),
+            }
+        )
+    return out[0], out[1]
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -309,14 +362,6 @@ def scenario(backend: str, processes: int, args: argparse.Namespace) -> dict:
         try:
             warm = [["GET", "/healthz", {}, None]] * 500
             load(port, warm, args.connections, folder, "warm", proc.pid)
-            trivial = load(
-                port,
-                [["GET", "/healthz", {}, None]] * args.trivial,
-                args.connections,
-                folder,
-                "trivial",
-                proc.pid,
-            )
             buys = [
                 [
                     "POST",
@@ -326,7 +371,8 @@ def scenario(backend: str, processes: int, args: argparse.Namespace) -> dict:
                 ]
                 for i in range(args.attempts)
             ]
-            buy = load(port, buys, args.connections, folder, "buy", proc.pid)
+            healthz = [["GET", "/healthz", {}, None]] * args.trivial
+            trivial, buy = interleaved(port, healthz, buys, args, folder, proc.pid)
         finally:
             proc.terminate()
             try:
@@ -386,6 +432,9 @@ def main() -> None:
     parser.add_argument("--stock", type=int, default=10_000)
     parser.add_argument("--trivial", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="alternating slices of trivial requests and buys"
+    )
     parser.add_argument("--runs", type=int, default=2, help="runs of each scenario; medians")
     parser.add_argument(
         "--scenarios",

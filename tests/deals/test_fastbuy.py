@@ -45,19 +45,25 @@ def _raw_token(headers: dict[str, str]) -> str:
     return headers["Authorization"].split(" ", 1)[1]
 
 
-def _comparable(response) -> tuple[int, object]:
-    """Status and what must agree between the two paths (ids and times differ)."""
+def _comparable(response) -> tuple[int, object, object]:
+    """Status, body and headers: what must agree between the two paths (ids, times and
+    request ids differ). The headers are the middleware stack's (request id, security
+    headers), which the fast path adds itself."""
+    assert len(response.headers.get("x-request-id", "")) == 32
+    headers = sorted(
+        (k, v) for k, v in response.headers.items() if k not in {"x-request-id", "content-length"}
+    )
     body = response.json()
     if "error" in body:
         details = body["error"].get("details")
         if isinstance(details, dict):  # times of the deal (each path had its own world)
             details = {k: v for k, v in details.items() if k not in {"starts_at", "ends_at"}}
-        return response.status_code, (body["error"]["code"], details)
+        return response.status_code, (body["error"]["code"], details), headers
     own = {"id", "shopper_id", "merchant_id", "created_at", "expires_at"}
     order = {k: v for k, v in body.items() if k not in own}
     ids = {"id", "sku_id", "deal_item_id", "product_id"}
     order["lines"] = [{k: v for k, v in ln.items() if k not in ids} for ln in body["lines"]]
-    return response.status_code, order
+    return response.status_code, order, headers
 
 
 def _script(client, session, world, shoppers, merchant_headers, not_started, group_deal):
@@ -119,7 +125,7 @@ def test_fast_and_regular_paths_answer_alike(both_apps, session, make_shopper, b
         )
         assert (item.available, item.reserved, item.sold) == (0, 3, 0)
     assert answers[0] == answers[1]
-    statuses = [status for status, _ in answers[0]]
+    statuses = [status for status, _body, _headers in answers[0]]
     assert statuses == [201, 422, 409, 201, 409, 401, 403, 404, 422, 422, 422, 422]
     assert getattr(fast_app.state, "buy_writer", None) is not None, "the fast path placed them"
     assert getattr(slow_app.state, "buy_writer", None) is None
@@ -170,7 +176,7 @@ def test_idempotency_keys_answer_alike_on_both_paths(both_apps, session, make_sh
         with TestClient(app, raise_server_exceptions=False) as client:
             answers.append(_keyed_script(client, world, make_shopper()[1], make_shopper()[1]))
     assert answers[0] == answers[1]
-    assert [status for status, _ in answers[0]] == [201, 201, 422, 201, 422, 422]
+    assert [status for status, _body, _headers in answers[0]] == [201, 201, 422, 201, 422, 422]
     assert getattr(fast_app.state, "buy_writer", None) is not None
     # a key first answered by the regular route is replayed by the fast path, and back
     world = build_world(session, stock=5, per_user_limit=2)

@@ -48,6 +48,7 @@ _PLAIN_KEYS = frozenset({"deal_item_id", "quantity"})
 # Keys of ReserveIn the fast path accepts only at their "not used" value.
 _UNUSED = {"coupon_claim_id": None, "start_group": False, "group_code": None, "live_room_id": None}
 _MAX_ID = 2**63 - 1
+_READ = frozenset({b"authorization", b"idempotency-key", b"content-type", b"cookie"})
 _Queued = tuple[flash.Buy, "asyncio.Future[bytes]"]
 
 
@@ -63,20 +64,25 @@ def _is_int(value: Any) -> TypeGuard[int]:
 
 def parse(request: Request, body: bytes) -> flash.Buy | None:
     """The buy, when the request is a plain one the fast path answers; else None."""
-    headers = request.headers
-    auth = headers.get("authorization")
+    # The headers the fast path reads, in one pass (names are lower case; the first wins).
+    found: dict[bytes, bytes] = {}
+    for name, value in request.scope["headers"]:
+        if name in _READ and name not in found:
+            found[name] = value
+    auth = found.get(b"authorization", b"").decode("latin-1")
     if not auth:
         return None
-    idem_key = headers.get("idempotency-key")
-    if idem_key is not None:
-        idem_key = idem_key.strip()
+    idem_key = None
+    if b"idempotency-key" in found:
+        idem_key = found[b"idempotency-key"].decode("latin-1").strip()
         if not 1 <= len(idem_key) <= 255:  # the regular route answers 400
             return None
     scheme, _, raw = auth.partition(" ")
     raw = raw.strip()
     if scheme.lower() != "bearer" or not raw:
         return None
-    if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+    ctype = found.get(b"content-type", b"").decode("latin-1")
+    if ctype.split(";")[0].strip().lower() != "application/json":
         return None
     try:
         data = json.loads(body)
@@ -94,7 +100,7 @@ def parse(request: Request, body: bytes) -> flash.Buy | None:
         return None
     if not (_is_int(quantity) and 1 <= quantity <= 1000):
         return None
-    visitor = request.cookies.get(VISITOR_COOKIE) if "cookie" in headers else None
+    visitor = request.cookies.get(VISITOR_COOKIE) if b"cookie" in found else None
     return flash.Buy(
         token_hash=hash_token(raw),
         deal_item_id=item_id,

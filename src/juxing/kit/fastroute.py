@@ -1,6 +1,6 @@
-"""Fast paths: a hot endpoint answered by the app's outermost layer, ahead of the middleware
-stack and FastAPI's per-request machinery (dependency solving, body validation, response
-models), in front of its regular route.
+"""Fast paths: a hot endpoint answered as soon as the app is called, ahead of the middleware
+stack and FastAPI's per-request machinery (native telemetry, dependency solving, body
+validation, response models), in front of its regular route.
 
     add_fast_path(app, method="POST", path="/api/v1/orders", handler=buy_fast)
 
@@ -18,7 +18,8 @@ the regular way (the session middleware would load the session and refresh its c
 (``JUXING_MAX_INFLIGHT_REQUESTS``) while it runs; a handler that only queues work for a fixed
 number of writers, holding no worker thread or connection, passes ``bounded=False``.
 
-The app must be a ``FastPathApp`` (a FastAPI app that puts the fast paths outermost).
+The app must be a ``FastPathApp``. Its fast paths' requests are not seen by FastAPI's native
+OpenTelemetry instrumentation (which Juxing does not configure), only those they hand on.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from juxing.kit.errors import JuxingError, error_response, internal_error_response
 from juxing.kit.logging import log_access, request_id, request_id_var
@@ -47,50 +48,28 @@ FastHandler = Callable[[Request], Awaitable[Response | None]]
 class FastPath:
     handler: FastHandler
     bounded: bool
+    extra: list[tuple[bytes, bytes]]  # the security headers of its path
 
 
 class FastPathApp(FastAPI):
-    """A FastAPI app whose fast paths (``add_fast_path``) answer ahead of its middleware."""
+    """A FastAPI app whose fast paths (``add_fast_path``) are answered as soon as the app is
+    called, before FastAPI's and Starlette's own per-request work and the middleware."""
 
     fast_paths: dict[tuple[str, str], FastPath]
     session_cookie: bytes = b""
     inflight: asyncio.Semaphore | None = None
     hsts: bool = False
 
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        paths = getattr(self, "fast_paths", None)
-        return FastEntry(stack, self, paths) if paths else stack
-
-
-def add_fast_path(
-    app: FastAPI, *, method: str, path: str, handler: FastHandler, bounded: bool = True
-) -> None:
-    """Put a fast path in front of the regular route of ``method path`` (before the app
-    serves its first request)."""
-    if not isinstance(app, FastPathApp):  # pragma: no cover - an installer error
-        raise TypeError("fast paths need a FastPathApp")
-    if not hasattr(app, "fast_paths"):
-        app.fast_paths = {}
-    app.fast_paths[(method, path)] = FastPath(handler, bounded)
-
-
-class FastEntry:
-    """The outermost layer: a fast path's request is answered here, any other goes on to
-    ``app`` (the whole middleware stack)."""
-
-    def __init__(self, app: ASGIApp, owner: FastPathApp, paths: dict[tuple[str, str], FastPath]):
-        self.app = app
-        self.owner = owner
-        self.paths = paths
-        self.extra = {path: security_headers(path, hsts=owner.hsts) for _m, path in paths}
-        self.session_mark = owner.session_cookie + b"=" if owner.session_cookie else b""
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fast = self.paths.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        fast = None
+        if scope["type"] == "http" and (paths := getattr(self, "fast_paths", None)):
+            fast = paths.get((scope["method"], scope["path"]))
         if fast is None or self._has_session(scope["headers"]):
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
             return
+        scope["app"] = self  # (what Starlette gives every request)
+        if self.root_path:
+            scope["root_path"] = self.root_path
         started = time.perf_counter()
         rid = request_id(scope["headers"])
         token = request_id_var.set(rid)
@@ -100,19 +79,19 @@ class FastEntry:
         finally:
             request_id_var.reset(token)
         if response is None:
-            await self.app(scope, _replay(await request.body(), receive), send)
+            await super().__call__(scope, _replay(await request.body(), receive), send)
             return
         headers = response.raw_headers
         present = {name for name, _value in headers}
-        headers += [(k, v) for k, v in self.extra[scope["path"]] if k not in present]
+        headers += [(k, v) for k, v in fast.extra if k not in present]
         headers.append((b"x-request-id", rid.encode()))
         await response(scope, receive, send)
         log_access(scope, response.status_code, started)
 
     async def _answer(self, fast: FastPath, request: Request) -> Response | None:
         try:
-            if fast.bounded and self.owner.inflight is not None:
-                async with self.owner.inflight:
+            if fast.bounded and self.inflight is not None:
+                async with self.inflight:
                     return await fast.handler(request)
             return await fast.handler(request)
         except JuxingError as exc:
@@ -122,8 +101,22 @@ class FastEntry:
             return internal_error_response()
 
     def _has_session(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        mark = self.session_mark
-        return bool(mark) and any(name == b"cookie" and mark in value for name, value in headers)
+        if not self.session_cookie:
+            return False
+        mark = self.session_cookie + b"="
+        return any(name == b"cookie" and mark in value for name, value in headers)
+
+
+def add_fast_path(
+    app: FastAPI, *, method: str, path: str, handler: FastHandler, bounded: bool = True
+) -> None:
+    """Put a fast path in front of the regular route of ``method path``."""
+    if not isinstance(app, FastPathApp):  # pragma: no cover - an installer error
+        raise TypeError("fast paths need a FastPathApp")
+    if not hasattr(app, "fast_paths"):
+        app.fast_paths = {}
+    extra = security_headers(path, hsts=app.hsts)
+    app.fast_paths[(method, path)] = FastPath(handler, bounded, extra)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
