@@ -10,10 +10,12 @@ path, which stays the one documented in OpenAPI and handles every case the fast 
 
 A fast path's answer gets what the middleware stack would have given it, done once here
 instead of by one layer each: the request id (``X-Request-ID``, and in the log records made
-while it is handled), the security headers, the access log line; a ``JuxingError`` it raises
-is answered with the kit's envelope, anything else is logged and answered 500. What the
+while it is handled), the security headers, the access log line; an exception it raises is
+answered by the app's handler for it (``kit/errors.py``: the one envelope). What the
 stack would do differently is not taken: a request carrying the session cookie always goes
 the regular way (the session middleware would load the session and refresh its cookie).
+A middleware added to the app does not see the requests a fast path answers: whatever it
+does, the fast path must do itself (as here for the request id and security headers).
 ``bounded=True``: the handler is counted by the in-flight cap
 (``JUXING_MAX_INFLIGHT_REQUESTS``) while it runs; a handler that only queues work for a fixed
 number of writers, holding no worker thread or connection, passes ``bounded=False``.
@@ -29,14 +31,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 from fastapi import FastAPI
+from starlette._utils import is_async_callable
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from juxing.kit.errors import JuxingError, error_response, internal_error_response
-from juxing.kit.logging import log_access, request_id, request_id_var
+from juxing.kit.errors import internal_error_response
+from juxing.kit.logging import REQUEST_ID_KEY, log_access, request_id, request_id_var
 from juxing.kit.middleware import security_headers
 
 log = logging.getLogger("juxing.fastroute")
@@ -71,40 +76,60 @@ class FastPathApp(FastAPI):
         if self.root_path:
             scope["root_path"] = self.root_path
         started = time.perf_counter()
-        rid = request_id(scope["headers"])
+        # The id stays in the scope: a request handed on keeps it (kit/logging.py).
+        rid = scope[REQUEST_ID_KEY] = request_id(scope["headers"])
         token = request_id_var.set(rid)
-        request = Request(scope, receive)
         try:
+            request = Request(scope, receive)
             response = await self._answer(fast, request)
+            if response is None:
+                body = await request.body()
+                await super().__call__(scope, _replay(body, receive), send)
+                return
+            present = {name for name, _value in response.raw_headers}
+            response.raw_headers = [
+                *response.raw_headers,
+                *((k, v) for k, v in fast.extra if k not in present),
+                (b"x-request-id", rid.encode()),
+            ]
+            await response(scope, receive, send)
+            log_access(scope, response.status_code, started)
         finally:
             request_id_var.reset(token)
-        if response is None:
-            await super().__call__(scope, _replay(await request.body(), receive), send)
-            return
-        headers = response.raw_headers
-        present = {name for name, _value in headers}
-        headers += [(k, v) for k, v in fast.extra if k not in present]
-        headers.append((b"x-request-id", rid.encode()))
-        await response(scope, receive, send)
-        log_access(scope, response.status_code, started)
 
     async def _answer(self, fast: FastPath, request: Request) -> Response | None:
+        """The handler's answer; an exception it raises is answered by the app's handler
+        for it (as ExceptionMiddleware and ServerErrorMiddleware would)."""
         try:
             if fast.bounded and self.inflight is not None:
                 async with self.inflight:
                     return await fast.handler(request)
             return await fast.handler(request)
-        except JuxingError as exc:
-            return error_response(exc)
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            return internal_error_response()
+        except Exception as exc:
+            for cls in type(exc).__mro__:
+                handler = self.exception_handlers.get(cls)
+                if handler is not None:
+                    break
+            if handler is None:  # pragma: no cover - install_error_handlers covers Exception
+                log.exception("unhandled error on %s %s", request.method, request.url.path)
+                return internal_error_response()
+            if is_async_callable(handler):
+                answer = await handler(request, exc)
+            else:
+                answer = await run_in_threadpool(handler, request, exc)
+            return cast(Response, answer)
 
     def _has_session(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        if not self.session_cookie:
+        """Whether the request carries the session cookie (parsed as Starlette does)."""
+        name = self.session_cookie
+        if not name:
             return False
-        mark = self.session_cookie + b"="
-        return any(name == b"cookie" and mark in value for name, value in headers)
+        for header, value in headers:
+            if header == b"cookie" and name in value:
+                for pair in value.split(b";"):
+                    if pair.partition(b"=")[0].strip() == name:
+                        return True
+        return False
 
 
 def add_fast_path(

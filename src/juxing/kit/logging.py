@@ -51,6 +51,10 @@ def configure_logging(level: str = "INFO", json_logs: bool = False) -> None:
     root.propagate = False
 
 
+# Where a fast path (kit/fastroute.py) leaves the id it gave a request it hands on.
+REQUEST_ID_KEY = "juxing.request_id"
+
+
 def request_id(headers: list[tuple[bytes, bytes]]) -> str:
     """The request's id: a sane incoming ``X-Request-ID``, else a new one."""
     incoming = ""
@@ -89,7 +93,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = request_id(scope.get("headers", ()))
+        rid = scope.get(REQUEST_ID_KEY) or request_id(scope.get("headers", ()))
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status = 500
