@@ -107,6 +107,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         )
 
     app = FastPathApp(
+        # what the fast paths (kit/fastroute.py) do in the session and security layers' stead
+        session_cookie=SESSION_COOKIE,
+        hsts=settings.secure_cookies,
+        inflight=(
+            asyncio.Semaphore(settings.max_inflight_requests)
+            if settings.max_inflight_requests
+            else None
+        ),
         title="Juxing (聚星)",
         version=__version__,
         summary="Content-commerce engine: deals, shoppable content, personalized feed, commission.",
@@ -129,11 +137,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         https_only=settings.secure_cookies,
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
-    if settings.max_inflight_requests:
-        app.inflight = asyncio.Semaphore(settings.max_inflight_requests)
+    if app.inflight is not None:
         app.add_middleware(InflightLimitMiddleware, semaphore=app.inflight)
-    # what the fast paths (kit/fastroute.py) do in the session and security layers' stead
-    app.session_cookie, app.hsts = SESSION_COOKIE.encode(), settings.secure_cookies
     app.add_middleware(RequestIdMiddleware)
 
     _mount_health(app)  # first: probes are cheap and stay cheap

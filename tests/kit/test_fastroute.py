@@ -38,14 +38,12 @@ async def fast(request: Request) -> Response | None:
 def app() -> FastPathApp:
     import asyncio
 
-    app = FastPathApp()
+    app = FastPathApp(session_cookie="juxing_session", hsts=True, inflight=asyncio.Semaphore(4))
     install_error_handlers(app)
-    app.session_cookie = b"juxing_session"
-    app.inflight = asyncio.Semaphore(4)
     app.add_middleware(SecurityHeadersMiddleware, hsts=True)
+    assert app.inflight is not None
     app.add_middleware(InflightLimitMiddleware, semaphore=app.inflight)
     app.add_middleware(RequestIdMiddleware)
-    app.hsts = True
 
     @app.post("/thing")
     async def regular(request: Request) -> dict[str, object]:

@@ -31,9 +31,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from fastapi import FastAPI
+from starlette._exception_handler import _lookup_exception_handler
 from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -58,17 +59,30 @@ class FastPath:
 
 class FastPathApp(FastAPI):
     """A FastAPI app whose fast paths (``add_fast_path``) are answered as soon as the app is
-    called, before FastAPI's and Starlette's own per-request work and the middleware."""
+    called, before FastAPI's and Starlette's own per-request work and the middleware.
 
-    fast_paths: dict[tuple[str, str], FastPath]
-    session_cookie: bytes = b""
-    inflight: asyncio.Semaphore | None = None
-    hsts: bool = False
+    What the fast paths do in the stack's stead needs the app's settings from the start:
+    ``session_cookie`` (the session middleware's cookie name), ``hsts`` (the security
+    headers' HSTS) and ``inflight`` (the in-flight cap's semaphore, None without a cap)."""
+
+    def __init__(
+        self,
+        *,
+        session_cookie: str = "",
+        hsts: bool = False,
+        inflight: asyncio.Semaphore | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.session_cookie = session_cookie.encode()
+        self.hsts = hsts
+        self.inflight = inflight
+        self.fast_paths: dict[tuple[str, str], FastPath] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = None
-        if scope["type"] == "http" and (paths := getattr(self, "fast_paths", None)):
-            fast = paths.get((scope["method"], scope["path"]))
+        if scope["type"] == "http":
+            fast = self.fast_paths.get((scope["method"], scope["path"]))
         if fast is None or self._has_session(scope["headers"]):
             await super().__call__(scope, receive, send)
             return
@@ -106,10 +120,7 @@ class FastPathApp(FastAPI):
                     return await fast.handler(request)
             return await fast.handler(request)
         except Exception as exc:
-            for cls in type(exc).__mro__:
-                handler = self.exception_handlers.get(cls)
-                if handler is not None:
-                    break
+            handler: Any = _lookup_exception_handler(cast(Any, self.exception_handlers), exc)
             if handler is None:  # pragma: no cover - install_error_handlers covers Exception
                 log.exception("unhandled error on %s %s", request.method, request.url.path)
                 return internal_error_response()
@@ -138,8 +149,6 @@ def add_fast_path(
     """Put a fast path in front of the regular route of ``method path``."""
     if not isinstance(app, FastPathApp):  # pragma: no cover - an installer error
         raise TypeError("fast paths need a FastPathApp")
-    if not hasattr(app, "fast_paths"):
-        app.fast_paths = {}
     extra = security_headers(path, hsts=app.hsts)
     app.fast_paths[(method, path)] = FastPath(handler, bounded, extra)
 
