@@ -33,8 +33,6 @@ from sqlalchemy import func, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from _proc import cpu_seconds, with_children  # noqa: E402
-
 import juxing.models  # noqa: E402,F401
 from juxing.catalog import service as catalog  # noqa: E402
 from juxing.deals import service as deals  # noqa: E402
@@ -233,32 +231,19 @@ def start_server(
     raise RuntimeError("server did not become ready")
 
 
-def load(
-    port: int, requests: list, connections: int, folder: Path, tag: str, server_pid: int
-) -> dict:
+def run_load(plan: dict, folder: Path, tag: str) -> tuple[dict, float]:
+    """Run the load generator (``_flash_load.py``, its own process) on ``plan``; its result
+    and the CPU seconds it used."""
     plan_path, result_path = folder / f"plan-{tag}.json", folder / f"result-{tag}.json"
-    plan_path.write_text(
-        json.dumps(
-            {"host": "127.0.0.1", "port": port, "connections": connections, "requests": requests}
-        )
-    )
+    plan_path.write_text(json.dumps({"host": "127.0.0.1"} | plan))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_before = cpu_seconds(with_children(server_pid))
     subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/_flash_load.py"), str(plan_path), str(result_path)],
         check=True,
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_after = cpu_seconds(with_children(server_pid))
-    result = json.loads(result_path.read_text())
-    # Server CPU per request: comparable even when other work shares the machine.
-    result["server_cpu_ms"] = round(
-        (server_after - server_before) * 1000 / max(len(requests), 1), 3
-    )
-    # The load generator's CPU share of its wall time: near 1.0 would make it the bottleneck.
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result["client_cpu"] = round(cpu / max(result["elapsed_s"], 1e-9), 2)
-    return result
+    return json.loads(result_path.read_text()), cpu
 
 
 def interleaved(
@@ -279,17 +264,9 @@ def interleaved(
     phases = []
     for t, b in zip(slices(trivial), slices(buys), strict=True):
         phases += [{"requests": t}, {"requests": b}]
-    plan_path, result_path = folder / "plan.json", folder / "result.json"
-    plan = {"host": "127.0.0.1", "port": port, "connections": args.connections}
-    plan_path.write_text(json.dumps(plan | {"server_pid": server_pid, "phases": phases}))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/_flash_load.py"), str(plan_path), str(result_path)],
-        check=True,
-    )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = json.loads(result_path.read_text())["phases"]
-    client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    plan = {"port": port, "connections": args.connections, "server_pid": server_pid}
+    result, client_cpu = run_load(plan | {"phases": phases}, folder, "measured")
+    done = result["phases"]
     wall = sum(p["elapsed_s"] for p in done)
     out = []
     for kind, requests in ((done[0::2], trivial), (done[1::2], buys)):
@@ -361,7 +338,9 @@ def scenario(backend: str, processes: int, args: argparse.Namespace) -> dict:
         proc, port = start_server(url, backend, processes, folder)
         try:
             warm = [["GET", "/healthz", {}, None]] * 500
-            load(port, warm, args.connections, folder, "warm", proc.pid)
+            run_load(
+                {"port": port, "connections": args.connections, "requests": warm}, folder, "warm"
+            )
             buys = [
                 [
                     "POST",
